@@ -1,0 +1,28 @@
+# The two commands a fresh machine needs: `make test` and `make bench`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch/torchvision are pinned to the releases this project's machines install from local disk;
+# override TORCH_PKGS to use another build (e.g. TORCH_PKGS="torch torchvision" for the newest).
+TORCH_PKGS ?= torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.installed
+
+.PHONY: install test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install $(TORCH_PKGS)
+	$(BIN)/pip install -e ".[dev]"
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python -m neat_vision.example
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,233 @@
+"""Putting NEAT on a model: target matching, module replacement, trainable-parameter control, merging."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import warnings
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from .config import NeatConfig
+from .layer import NeatLinear, SliceSpec
+
+_REGEX_CHARS = set("^$*+?[](){}|\\")
+CONFIGS_ATTR = "neat_configs"  # model attribute: {adapter name: NeatConfig}
+
+
+# --- matching --------------------------------------------------------------------------------------
+def name_matches(pattern: str, name: str) -> bool:
+    """A plain pattern matches the name or a dotted suffix of it; a regex must match the whole name."""
+    if _REGEX_CHARS & set(pattern):
+        return re.fullmatch(pattern, name) is not None
+    return name == pattern or name.endswith("." + pattern)
+
+
+def block_index(name: str, layers_pattern: str | None) -> int | None:
+    """The block a module sits in: the integer after `layers_pattern`, else the first integer in the name."""
+    parts = name.split(".")
+    for i, part in enumerate(parts):
+        if part.isdigit() and (layers_pattern is None or (i > 0 and parts[i - 1] == layers_pattern)):
+            return int(part)
+    return None
+
+
+def _adaptable(model: nn.Module) -> dict[str, nn.Module]:
+    """Modules NEAT can wrap, by name, skipping the insides of existing NEAT layers."""
+    found, inside = {}, []
+    for name, module in model.named_modules():
+        if any(name.startswith(p + ".") for p in inside):
+            continue
+        if isinstance(module, NeatLinear):
+            inside.append(name)
+            found[name] = module
+        elif isinstance(module, nn.Linear):
+            found[name] = module
+    return found
+
+
+def _no_match_error(model: nn.Module, pattern: str, adaptable: dict[str, nn.Module]) -> ValueError:
+    sample = list(adaptable)[:8] or [n for n, _ in model.named_modules() if n][:8]
+    return ValueError(
+        f"NEAT target {pattern!r} matches no linear layer of {type(model).__name__}. Linear layers here are "
+        f"named like: {', '.join(sample) or '(none)'}. Pass targets= with names, dotted suffixes "
+        f"(e.g. 'attn.qkv') or a regex of these.")
+
+
+def plan_injection(model: nn.Module, config: NeatConfig) -> dict[str, SliceSpec]:
+    """Which modules `config` adapts and how: {module name: SliceSpec}. Reads the model, changes nothing."""
+    if not config.targets:
+        raise ValueError("NeatConfig.targets is empty: name the layers to adapt (e.g. targets=['attn.qkv']), "
+                         "or use a front end's preset (neat_vision.patch / neat_text.patch).")
+    adaptable = _adaptable(model)
+    chosen: list[str] = []
+    for pattern in config.targets:
+        hits = [n for n in adaptable if name_matches(pattern, n)]
+        if not hits:
+            raise _no_match_error(model, pattern, adaptable)
+        chosen += [n for n in hits if n not in chosen]
+    chosen = [n for n in chosen if not any(name_matches(p, n) for p in config.exclude)]
+    if config.layers is not None:
+        chosen = [n for n in chosen if block_index(n, config.layers_pattern) in config.layers]
+    if not chosen:
+        raise ValueError(f"NEAT targets {config.targets} matched layers, but none is left after exclude="
+                         f"{config.exclude} and layers={config.layers}; widen the selection.")
+    plan = {}
+    for name in chosen:
+        spec = SliceSpec()
+        for pattern, sl in config.slices.items():
+            if name_matches(pattern, name):
+                spec = SliceSpec(sl["num_blocks"], tuple(sl["blocks"]))
+        out = adaptable[name].out_features
+        if out % spec.num_blocks:
+            raise ValueError(f"{name} has out_features={out}, which does not split into "
+                             f"{spec.num_blocks} equal blocks as slices asks.")
+        plan[name] = spec
+    for pattern in config.modules_to_save:
+        try:
+            model.get_submodule(pattern)
+        except AttributeError:
+            raise ValueError(f"modules_to_save names {pattern!r}, which is not a module of "
+                             f"{type(model).__name__}.") from None
+    return plan
+
+
+# --- the model's NEAT state ---------------------------------------------------------------------------
+def neat_layers(model: nn.Module) -> Iterator[tuple[str, NeatLinear]]:
+    for name, module in model.named_modules():
+        if isinstance(module, NeatLinear):
+            yield name, module
+
+
+def adapter_configs(model: nn.Module) -> dict[str, NeatConfig]:
+    """{adapter name: NeatConfig} of the adapters on `model` (empty when none)."""
+    return getattr(model, CONFIGS_ATTR, {})
+
+
+def active_adapter(model: nn.Module) -> str | None:
+    return getattr(model, "neat_active_adapter", None)
+
+
+def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
+
+
+def inject(model: nn.Module, config: NeatConfig, adapter: str = "default") -> nn.Module:
+    """Add adapter `adapter` to every module `config` targets, make it the active one, and freeze everything
+    else except `config.modules_to_save`. Returns the same model object."""
+    if not isinstance(config, NeatConfig):
+        raise TypeError(f"inject expects a NeatConfig, got {type(config).__name__}.")
+    configs = adapter_configs(model)
+    if adapter in configs:
+        raise ValueError(f"Adapter {adapter!r} already exists on this model; choose another name or call "
+                         f"neat_core.delete_adapter(model, {adapter!r}) first.")
+    if any(layer.merged_adapter for _, layer in neat_layers(model)):
+        raise ValueError("The model has a merged adapter; call neat_core.unmerge(model) before adding another.")
+    plan = plan_injection(model, config)
+    for name, spec in plan.items():
+        layer = model.get_submodule(name)
+        if not isinstance(layer, NeatLinear):
+            layer = NeatLinear(layer)
+            _replace(model, name, layer)
+        layer.add_adapter(adapter, config, spec)
+    setattr(model, CONFIGS_ATTR, {**configs, adapter: config})
+    set_adapter(model, adapter)
+    return model
+
+
+def set_adapter(model: nn.Module, adapter: str) -> None:
+    """Use and train only `adapter`; the base and every other adapter are frozen."""
+    configs = adapter_configs(model)
+    if adapter not in configs:
+        raise ValueError(f"No adapter named {adapter!r}; this model has {sorted(configs) or 'none'}.")
+    if any(layer.merged_adapter for _, layer in neat_layers(model)):
+        raise ValueError("An adapter is merged; call neat_core.unmerge(model) before switching adapters.")
+    model.requires_grad_(False)
+    for _, layer in neat_layers(model):
+        layer.set_adapter(adapter if adapter in layer.neat else None)
+    for name in configs[adapter].modules_to_save:
+        model.get_submodule(name).requires_grad_(True)
+    model.neat_active_adapter = adapter
+
+
+def delete_adapter(model: nn.Module, adapter: str) -> None:
+    """Remove `adapter` from every layer; another remaining adapter (if any) becomes active."""
+    configs = adapter_configs(model)
+    if adapter not in configs:
+        raise ValueError(f"No adapter named {adapter!r}; this model has {sorted(configs) or 'none'}.")
+    layers = [layer for _, layer in neat_layers(model) if adapter in layer.neat]
+    if any(layer.merged_adapter == adapter for layer in layers):
+        raise ValueError(f"Adapter {adapter!r} is merged; call neat_core.unmerge(model) before deleting it.")
+    for layer in layers:
+        layer.delete_adapter(adapter)
+    remaining = {k: v for k, v in configs.items() if k != adapter}
+    setattr(model, CONFIGS_ATTR, remaining)
+    if active_adapter(model) == adapter:
+        model.neat_active_adapter = None
+        if remaining:
+            set_adapter(model, next(iter(remaining)))
+
+
+def trainable_parameters(model: nn.Module) -> int:
+    """Number of parameters that will receive gradients."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+@contextlib.contextmanager
+def disabled(model: nn.Module) -> Iterator[nn.Module]:
+    """Inside the block every NEAT layer computes its base layer's output (merged or not)."""
+    layers = [layer for _, layer in neat_layers(model)]
+    previous = [layer.disabled for layer in layers]
+    for layer in layers:
+        layer.disabled = True
+    try:
+        yield model
+    finally:
+        for layer, flag in zip(layers, previous):
+            layer.disabled = flag
+
+
+# --- merging ------------------------------------------------------------------------------------
+def merge(model: nn.Module, safe_merge: bool = False) -> None:
+    """Write the active adapter into the base weights (inference then costs nothing extra).
+
+    With safe_merge=True every merged weight is computed and checked first; if one is not finite a
+    ValueError names the layer and no weight is changed. Merging an already merged model warns and does nothing.
+    """
+    layers = [(n, layer) for n, layer in neat_layers(model) if layer.active_adapter is not None]
+    if any(layer.merged_adapter is not None for _, layer in layers):
+        warnings.warn("The NEAT adapter is already merged; merge() did nothing.", UserWarning, stacklevel=2)
+        return
+    if safe_merge:
+        new = [(layer, layer.merged_weight()) for _, layer in layers]
+        for (name, layer), (_, weight) in zip(layers, new):
+            if not torch.isfinite(weight).all():
+                raise ValueError(f"Merging adapter {layer.active_adapter!r} gives non-finite weights in {name}; "
+                                 "the adapter is broken (NaN/inf). Nothing was merged.")
+        for layer, weight in new:
+            layer.commit_merge(weight)
+        return
+    for _, layer in layers:
+        layer.commit_merge(layer.merged_weight())
+
+
+def unmerge(model: nn.Module) -> None:
+    """Restore the base weights exactly as they were before `merge`."""
+    for _, layer in neat_layers(model):
+        layer.unmerge()
+
+
+def merge_and_unload(model: nn.Module, safe_merge: bool = False) -> nn.Module:
+    """Merge the active adapter and put plain `nn.Linear` modules back; the model no longer has NEAT state."""
+    if not any(layer.merged_adapter for _, layer in neat_layers(model)):
+        merge(model, safe_merge=safe_merge)
+    for name, layer in list(neat_layers(model)):
+        layer.base_layer.weight.requires_grad_(False)
+        _replace(model, name, layer.base_layer)
+    for attr in (CONFIGS_ATTR, "neat_active_adapter"):
+        if hasattr(model, attr):
+            delattr(model, attr)
+    return model

@@ -1,0 +1,209 @@
+"""`NeatLinear`: a frozen linear layer plus NEAT weight networks (one per named adapter).
+
+For one adapted weight slice W_s (D x in, torch layout) the network gives two factors
+
+    orientation "out":  H = f(W_s^T) (in x r)      P = H,       Q = B      (r x D)
+    orientation "in":   H = f(W_s)   (D x r)       P = B^T,     Q = H^T
+    dW_s^T = s * P Q   (in x D),      y_s = x W_s^T + b_s + s * (x P) Q
+
+so the forward never needs dW itself (the "factored" path). The "materialized" path builds
+W + dW once and runs one `F.linear`. Rule used by compute="auto" (`uses_materialized`): factored whenever
+autograd is recording (training: the materialized path would need a full out x in weight gradient),
+otherwise materialized when the tokens in the batch make the two skinny products dearer than building
+dW, i.e. when tokens * (in + S*D) > in * S*D.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import NeatConfig
+from .network import NeatNetwork
+
+
+@dataclass(frozen=True)
+class SliceSpec:
+    """Which equal row blocks of a fused projection are adapted (None: the whole weight)."""
+
+    num_blocks: int = 1
+    blocks: tuple[int, ...] = (0,)
+
+    @property
+    def whole(self) -> bool:
+        return self.num_blocks == 1
+
+
+@dataclass(frozen=True)
+class AdapterSettings:
+    scale: float
+    orientation: str
+    compute: str
+    slices: SliceSpec
+
+
+def adapter_dtype(weight_dtype: torch.dtype) -> torch.dtype:
+    """Adapter parameters stay fp32 on a half-precision base; otherwise they follow the base."""
+    return torch.float32 if weight_dtype in (torch.float16, torch.bfloat16) else weight_dtype
+
+
+def network_shapes(in_features: int, out_features: int, config: NeatConfig,
+                   slices: SliceSpec) -> dict[str, tuple[int, ...]]:
+    """Parameter shapes of the network NeatLinear would build (no allocation), keyed like `named_parameters`."""
+    num, rank = len(slices.blocks), config.rank
+    dim = out_features // slices.num_blocks if config.orientation == "out" else in_features
+    shapes = {"A": (num, dim, rank)}
+    for i in range((config.depth - 2) // 2):
+        shapes[f"encoders.{i}"] = (num, rank, rank)
+    for i in range((config.depth - 2) // 2):
+        shapes[f"decoders.{i}"] = (num, rank, rank)
+    shapes["B"] = (num, rank, dim)
+    return shapes
+
+
+def _add_blocks(t: torch.Tensor, dim: int, slices: SliceSpec, additions: torch.Tensor) -> torch.Tensor:
+    """t with additions[k] added to row block slices.blocks[k] along `dim`; other blocks are copied bit-exactly."""
+    if slices.whole:
+        return t + additions[0]
+    dim = dim % t.dim()
+    parts = list(t.unflatten(dim, (slices.num_blocks, -1)).unbind(dim))
+    for k, block in enumerate(slices.blocks):
+        parts[block] = parts[block] + additions[k]
+    return torch.cat(parts, dim)
+
+
+class NeatLinear(nn.Module):
+    """Wraps an `nn.Linear` (kept as `base_layer`, frozen) and adds NEAT networks by adapter name."""
+
+    def __init__(self, base_layer: nn.Linear) -> None:
+        super().__init__()
+        if not isinstance(base_layer, nn.Linear):
+            raise TypeError(f"NeatLinear wraps nn.Linear, got {type(base_layer).__name__}.")
+        self.base_layer = base_layer
+        self.in_features = base_layer.in_features
+        self.out_features = base_layer.out_features
+        self.neat = nn.ModuleDict()
+        self.settings: dict[str, AdapterSettings] = {}
+        self.active_adapter: str | None = None
+        self.disabled = False
+        self.merged_adapter: str | None = None
+        self.register_buffer("_original_weight", None, persistent=False)
+
+    # --- attributes code around the layer may read --------------------------------------------
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.base_layer.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        return self.base_layer.bias
+
+    # --- adapters ---------------------------------------------------------------------------
+    def add_adapter(self, name: str, config: NeatConfig, slices: SliceSpec = SliceSpec()) -> None:
+        if self.out_features % slices.num_blocks:
+            raise ValueError(f"out_features={self.out_features} is not divisible into {slices.num_blocks} blocks.")
+        shapes = network_shapes(self.in_features, self.out_features, config, slices)
+        num, dim, rank = shapes["A"]
+        weight = self.base_layer.weight
+        self.neat[name] = NeatNetwork(num, dim, rank, config.depth, config.activation,
+                                      dtype=adapter_dtype(weight.dtype), device=weight.device)
+        self.settings[name] = AdapterSettings(float(config.scale), config.orientation, config.compute, slices)
+
+    def delete_adapter(self, name: str) -> None:
+        if self.merged_adapter == name:
+            raise ValueError(f"Adapter {name!r} is merged; call neat_core.unmerge(model) before deleting it.")
+        del self.neat[name]
+        del self.settings[name]
+        if self.active_adapter == name:
+            self.active_adapter = None
+
+    def set_adapter(self, name: str | None) -> None:
+        """Make `name` the one adapter used and trainable here (None: none)."""
+        self.active_adapter = name
+        for key, net in self.neat.items():
+            net.requires_grad_(key == name)
+
+    # --- maths ----------------------------------------------------------------------------------
+    def _factors(self, name: str, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """P (S, in, r) and Q (S, r, D) for torch-layout `weight` (out x in), in weight's dtype."""
+        spec = self.settings[name]
+        net = self.neat[name]
+        rows = weight.unflatten(0, (spec.slices.num_blocks, -1))  # (blocks, D, in)
+        rows = rows if spec.slices.whole else rows[list(spec.slices.blocks)]
+        b = net.B.to(weight.dtype)
+        if spec.orientation == "out":
+            return net.hidden(rows.transpose(1, 2)), b
+        return b.transpose(1, 2), net.hidden(rows).transpose(1, 2)
+
+    def updated_weight(self, name: str, weight: torch.Tensor) -> torch.Tensor:
+        """W + s * dW(W) for torch-layout `weight`, computed in weight's dtype."""
+        p, q = self._factors(name, weight)
+        delta = (p @ q).transpose(1, 2) * self.settings[name].scale  # (S, D, in)
+        return _add_blocks(weight, 0, self.settings[name].slices, delta)
+
+    def delta_weight(self, name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """s * dW in torch layout (out x in), zero outside the adapted blocks."""
+        weight = self._unmerged_weight().detach().to(dtype)
+        return self.updated_weight(name, weight) - weight
+
+    def uses_materialized(self, x: torch.Tensor, name: str) -> bool:
+        compute = self.settings[name].compute
+        if compute != "auto":
+            return compute == "materialized"
+        if torch.is_grad_enabled():
+            return False
+        slices = self.settings[name].slices
+        out = self.out_features * len(slices.blocks) // slices.num_blocks
+        tokens = x.numel() // self.in_features
+        return tokens * (self.in_features + out) > self.in_features * out
+
+    def _unmerged_weight(self) -> torch.Tensor:
+        return self.base_layer.weight if self._original_weight is None else self._original_weight
+
+    # --- forward --------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.merged_adapter is not None:
+            if self.disabled:
+                return F.linear(x, self._original_weight, self.base_layer.bias)
+            return self.base_layer(x)
+        name = self.active_adapter
+        if self.disabled or name is None:
+            return self.base_layer(x)
+        weight = self.base_layer.weight.to(x.dtype)
+        if self.uses_materialized(x, name):
+            return F.linear(x, self.updated_weight(name, weight), self.base_layer.bias)
+        spec = self.settings[name]
+        p, q = self._factors(name, weight)
+        low = torch.einsum("...i,sir->...sr", x, p)  # (..., S, r): the skinny product first
+        update = torch.einsum("...sr,srd->...sd", low, q) * spec.scale  # (..., S, D)
+        return _add_blocks(self.base_layer(x), -1, spec.slices, update.movedim(-2, 0))
+
+    # --- merge ----------------------------------------------------------------------------------
+    def merged_weight(self) -> torch.Tensor:
+        """The base weight with the active adapter added (computed in fp32, returned in the weight's dtype)."""
+        weight = self.base_layer.weight
+        with torch.no_grad():
+            return self.updated_weight(self.active_adapter, weight.detach().float()).to(weight.dtype)
+
+    def commit_merge(self, new_weight: torch.Tensor) -> None:
+        """Write a merged weight, keeping the original so that unmerge restores it exactly."""
+        weight = self.base_layer.weight
+        self._original_weight = weight.detach().clone()
+        with torch.no_grad():
+            weight.copy_(new_weight)
+        self.merged_adapter = self.active_adapter
+
+    def unmerge(self) -> None:
+        if self.merged_adapter is None:
+            return
+        with torch.no_grad():
+            self.base_layer.weight.copy_(self._original_weight)
+        self._original_weight = None
+        self.merged_adapter = None
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"active_adapter={self.active_adapter!r}, merged={self.merged_adapter is not None}")

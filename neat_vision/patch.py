@@ -1,0 +1,52 @@
+"""`neat_vision.patch`: NEAT on a timm model, returning the same timm model object."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+import neat_core
+from neat_core import NeatConfig
+
+from .presets import preset_fields
+
+
+def head_names(model: nn.Module) -> list[str]:
+    """Module names of the classifier head(s) that timm's `get_classifier()` returns."""
+    heads = model.get_classifier() if hasattr(model, "get_classifier") else None
+    heads = heads if isinstance(heads, (tuple, list)) else [heads]
+    ids = {id(h) for h in heads if isinstance(h, nn.Module) and any(True for _ in h.parameters())}
+    return [name for name, module in model.named_modules() if id(module) in ids]
+
+
+def _separate_qkv_bias(model: nn.Module) -> None:
+    """Eva/SwinV2 attention with q/v biases may call F.linear on qkv.weight directly, bypassing the qkv
+    module; their `qkv_bias_separate` switch makes them call the module and add the bias after (same maths)."""
+    for _, layer in neat_core.neat_layers(model):
+        for module in model.modules():
+            if getattr(module, "qkv", None) is layer and hasattr(module, "qkv_bias_separate"):
+                module.qkv_bias_separate = True
+
+
+def patch(model: nn.Module, config: NeatConfig | None = None, preset: str | None = None,
+          train_head: bool = True, adapter: str = "default", **fields: Any) -> nn.Module:
+    """Put NEAT on a timm model and return the same object.
+
+    `config` gives the whole NeatConfig; otherwise `preset` ("qv" default, "qv_mlp", "all_linear") chooses
+    targets for the model's family, and any NeatConfig field may be given as a keyword (rank=7, depth=6,
+    activation="sin", targets=[...] replaces the preset). The base is frozen; the adapter and, unless
+    train_head=False, the classifier head (`get_classifier()`) are trainable.
+    """
+    if config is not None:
+        if preset is not None:
+            raise ValueError("Give either config= or preset=, not both.")
+        config = config.replace(**fields) if fields else config
+    else:
+        base = {} if ("targets" in fields and preset is None) else preset_fields(model, preset or "qv")
+        config = NeatConfig(**{**base, **fields})
+    if train_head:
+        config = config.replace(modules_to_save=list(dict.fromkeys([*config.modules_to_save, *head_names(model)])))
+    neat_core.inject(model, config, adapter=adapter)
+    _separate_qkv_bias(model)
+    return model
