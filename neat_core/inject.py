@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .config import NeatConfig
-from .layer import NeatLinear, SliceSpec
+from .layer import NeatLinear, SliceSpec, is_adaptable, layer_features
 
 _REGEX_CHARS = set("^$*+?[](){}|\\")
 CONFIGS_ATTR = "neat_configs"  # model attribute: {adapter name: NeatConfig}
@@ -43,7 +43,7 @@ def _adaptable(model: nn.Module) -> dict[str, nn.Module]:
         if isinstance(module, NeatLinear):
             inside.append(name)
             found[name] = module
-        elif isinstance(module, nn.Linear):
+        elif is_adaptable(module):
             found[name] = module
     return found
 
@@ -80,7 +80,7 @@ def plan_injection(model: nn.Module, config: NeatConfig) -> dict[str, SliceSpec]
         for pattern, sl in config.slices.items():
             if name_matches(pattern, name):
                 spec = SliceSpec(sl["num_blocks"], tuple(sl["blocks"]))
-        out = adaptable[name].out_features
+        _, out = layer_features(adaptable[name])
         if out % spec.num_blocks:
             raise ValueError(f"{name} has out_features={out}, which does not split into "
                              f"{spec.num_blocks} equal blocks as slices asks.")
@@ -221,7 +221,8 @@ def unmerge(model: nn.Module) -> None:
 
 
 def merge_and_unload(model: nn.Module, safe_merge: bool = False) -> nn.Module:
-    """Merge the active adapter and put plain `nn.Linear` modules back; the model no longer has NEAT state."""
+    """Merge the active adapter and put the plain base modules (`nn.Linear`, `Conv1D`) back; the model no
+    longer has NEAT state."""
     if not any(layer.merged_adapter for _, layer in neat_layers(model)):
         merge(model, safe_merge=safe_merge)
     for name, layer in list(neat_layers(model)):

@@ -11,6 +11,11 @@ W + dW once and runs one `F.linear`. Rule used by compute="auto" (`uses_material
 autograd is recording (training: the materialized path would need a full out x in weight gradient),
 otherwise materialized when the tokens in the batch make the two skinny products dearer than building
 dW, i.e. when tokens * (in + S*D) > in * S*D.
+
+Besides `nn.Linear`, NeatLinear wraps Hugging Face's `Conv1D` (GPT-2's c_attn, c_proj, ...), recognised by
+duck typing (class name "Conv1D" with `nf`/`nx` attributes) so that neat_core never imports transformers. Its
+weight is stored in x out ("fan_in_fan_out"); NeatLinear does all maths in torch layout and writes merges back
+in the stored layout.
 """
 
 from __future__ import annotations
@@ -50,6 +55,24 @@ def adapter_dtype(weight_dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if weight_dtype in (torch.float16, torch.bfloat16) else weight_dtype
 
 
+def is_conv1d(module: nn.Module) -> bool:
+    """Hugging Face `Conv1D`: y = x W + b with W stored in x out (nx x nf)."""
+    return (type(module).__name__ == "Conv1D" and isinstance(getattr(module, "weight", None), torch.Tensor)
+            and tuple(module.weight.shape) == (getattr(module, "nx", None), getattr(module, "nf", None)))
+
+
+def is_adaptable(module: nn.Module) -> bool:
+    """Modules NeatLinear can wrap: `nn.Linear` and Hugging Face `Conv1D`."""
+    return isinstance(module, nn.Linear) or is_conv1d(module)
+
+
+def layer_features(module: nn.Module) -> tuple[int, int]:
+    """(in_features, out_features) of an adaptable module or a NeatLinear."""
+    if is_conv1d(module):
+        return module.nx, module.nf
+    return module.in_features, module.out_features
+
+
 def network_shapes(in_features: int, out_features: int, config: NeatConfig,
                    slices: SliceSpec) -> dict[str, tuple[int, ...]]:
     """Parameter shapes of the network NeatLinear would build (no allocation), keyed like `named_parameters`."""
@@ -76,15 +99,15 @@ def _add_blocks(t: torch.Tensor, dim: int, slices: SliceSpec, additions: torch.T
 
 
 class NeatLinear(nn.Module):
-    """Wraps an `nn.Linear` (kept as `base_layer`, frozen) and adds NEAT networks by adapter name."""
+    """Wraps an `nn.Linear` or HF `Conv1D` (kept as `base_layer`, frozen) and adds NEAT networks by adapter name."""
 
-    def __init__(self, base_layer: nn.Linear) -> None:
+    def __init__(self, base_layer: nn.Module) -> None:
         super().__init__()
-        if not isinstance(base_layer, nn.Linear):
-            raise TypeError(f"NeatLinear wraps nn.Linear, got {type(base_layer).__name__}.")
+        if not is_adaptable(base_layer):
+            raise TypeError(f"NeatLinear wraps nn.Linear or Hugging Face Conv1D, got {type(base_layer).__name__}.")
         self.base_layer = base_layer
-        self.in_features = base_layer.in_features
-        self.out_features = base_layer.out_features
+        self.fan_in_fan_out = is_conv1d(base_layer)  # weight stored in x out
+        self.in_features, self.out_features = layer_features(base_layer)
         self.neat = nn.ModuleDict()
         self.settings: dict[str, AdapterSettings] = {}
         self.active_adapter: str | None = None
@@ -100,6 +123,10 @@ class NeatLinear(nn.Module):
     @property
     def bias(self) -> torch.Tensor | None:
         return self.base_layer.bias
+
+    def torch_layout(self, stored: torch.Tensor) -> torch.Tensor:
+        """A weight in the base layer's stored layout, seen in torch layout (out x in); also the inverse."""
+        return stored.t() if self.fan_in_fan_out else stored
 
     # --- adapters ---------------------------------------------------------------------------
     def add_adapter(self, name: str, config: NeatConfig, slices: SliceSpec = SliceSpec()) -> None:
@@ -161,18 +188,18 @@ class NeatLinear(nn.Module):
         return tokens * (self.in_features + out) > self.in_features * out
 
     def _unmerged_weight(self) -> torch.Tensor:
-        return self.base_layer.weight if self._original_weight is None else self._original_weight
+        return self.torch_layout(self.base_layer.weight if self._original_weight is None else self._original_weight)
 
     # --- forward --------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.merged_adapter is not None:
             if self.disabled:
-                return F.linear(x, self._original_weight, self.base_layer.bias)
+                return F.linear(x, self.torch_layout(self._original_weight), self.base_layer.bias)
             return self.base_layer(x)
         name = self.active_adapter
         if self.disabled or name is None:
             return self.base_layer(x)
-        weight = self.base_layer.weight.to(x.dtype)
+        weight = self.torch_layout(self.base_layer.weight).to(x.dtype)
         if self.uses_materialized(x, name):
             return F.linear(x, self.updated_weight(name, weight), self.base_layer.bias)
         spec = self.settings[name]
@@ -183,13 +210,15 @@ class NeatLinear(nn.Module):
 
     # --- merge ----------------------------------------------------------------------------------
     def merged_weight(self) -> torch.Tensor:
-        """The base weight with the active adapter added (computed in fp32, returned in the weight's dtype)."""
+        """The base weight with the active adapter added, in the base layer's stored layout and dtype
+        (computed in fp32)."""
         weight = self.base_layer.weight
         with torch.no_grad():
-            return self.updated_weight(self.active_adapter, weight.detach().float()).to(weight.dtype)
+            updated = self.updated_weight(self.active_adapter, self.torch_layout(weight.detach().float()))
+            return self.torch_layout(updated).to(weight.dtype)
 
     def commit_merge(self, new_weight: torch.Tensor) -> None:
-        """Write a merged weight, keeping the original so that unmerge restores it exactly."""
+        """Write a merged weight (stored layout), keeping the original so that unmerge restores it exactly."""
         weight = self.base_layer.weight
         self._original_weight = weight.detach().clone()
         with torch.no_grad():
