@@ -19,12 +19,12 @@ from .inject import (
     trainable_parameters,
     unmerge,
 )
-from .io import load_adapter, read_adapter, save_adapter
+from .io import from_peft, load_adapter, read_adapter, save_adapter, to_peft
 from .layer import NeatLinear
 from .network import ACTIVATIONS, NeatNetwork
 
 __all__ = [
     "ACTIVATIONS", "NeatConfig", "NeatLinear", "NeatNetwork", "active_adapter", "adapter_configs",
     "delete_adapter", "disabled", "inject", "load_adapter", "merge", "merge_and_unload", "neat_layers",
-    "read_adapter", "save_adapter", "set_adapter", "trainable_parameters", "unmerge",
+    "read_adapter", "save_adapter", "set_adapter", "to_peft", "from_peft", "trainable_parameters", "unmerge",
 ]

@@ -15,7 +15,7 @@ from torch import nn
 
 from .config import NeatConfig
 from .inject import active_adapter, adapter_configs, inject, neat_layers, plan_injection
-from .layer import network_shapes
+from .layer import layer_features, network_shapes
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -113,7 +113,7 @@ def _expected_shapes(model: nn.Module, config: NeatConfig, adapter: str) -> dict
         return shapes
     for name, spec in plan_injection(model, config).items():
         module = model.get_submodule(name)
-        for pname, shape in network_shapes(module.in_features, module.out_features, config, spec).items():
+        for pname, shape in network_shapes(*layer_features(module), config, spec).items():
             shapes[f"{name}.neat.{pname}"] = shape
     for module_name in config.modules_to_save:
         for pname, param in model.get_submodule(module_name).named_parameters():
@@ -137,18 +137,25 @@ def load_adapter(model: nn.Module, path: str | os.PathLike, adapter: str = "defa
     """
     meta, config, tensors = read_adapter(path)
     saved_for = meta.get("base_model") or meta.get("model_class") or "another model"
+    return load_tensors(model, config, tensors, adapter, origin=str(path), saved_for=saved_for)
+
+
+def load_tensors(model: nn.Module, config: NeatConfig, tensors: dict[str, torch.Tensor], adapter: str = "default",
+                 origin: str = "the given tensors", saved_for: str = "another model") -> nn.Module:
+    """Load `tensors` (keys as `save_adapter` writes them) for `config` into `model` as `adapter`, checking the
+    config and every shape first; on a mismatch a ValueError explains it and the model is left as it was."""
     existing = adapter_configs(model).get(adapter)
     if existing is not None and existing.structure() != config.structure():
-        raise ValueError(f"Adapter {adapter!r} on this model has a different config than {path}; load it "
+        raise ValueError(f"Adapter {adapter!r} on this model has a different config than {origin}; load it "
                          "under another name (adapter=...) or delete the existing one first.")
     try:
         expected = _expected_shapes(model, config, adapter)
     except ValueError as err:
-        raise ValueError(f"The adapter at {path} (saved for {saved_for}) does not fit this "
+        raise ValueError(f"The adapter at {origin} (saved for {saved_for}) does not fit this "
                          f"{type(model).__name__}: {err}") from None
     problems = _mismatches(expected, tensors)
     if problems:
-        raise ValueError(f"The adapter at {path} (saved for {saved_for}) does not fit this "
+        raise ValueError(f"The adapter at {origin} (saved for {saved_for}) does not fit this "
                          f"{type(model).__name__}: {'; '.join(problems[:5])}"
                          f"{f' (and {len(problems) - 5} more)' if len(problems) > 5 else ''}.")
     if existing is None:
@@ -158,3 +165,7 @@ def load_adapter(model: nn.Module, path: str | os.PathLike, adapter: str = "defa
         for name, tensor in tensors.items():
             targets[name].copy_(tensor)
     return model
+
+
+# PEFT PEANuT import/export lives in its own module; it is part of this module's public surface.
+from .peft_compat import from_peft, to_peft  # noqa: E402  (peft_compat imports the names above)
