@@ -62,8 +62,9 @@ class NeatConfig:
         self.modules_to_save = list(self.modules_to_save)
         if self.layers is not None:
             self.layers = [int(i) for i in self.layers]
-        self.slices = {k: {"num_blocks": int(v["num_blocks"]), "blocks": [int(b) for b in v["blocks"]]}
-                       for k, v in dict(self.slices).items()} if self._slices_well_formed() else self.slices
+        if self._slices_well_formed():
+            self.slices = {k: {"num_blocks": int(v["num_blocks"]), "blocks": [int(b) for b in v["blocks"]]}
+                           for k, v in self.slices.items()}
         self.validate()
 
     def _slices_well_formed(self) -> bool:
