@@ -129,13 +129,17 @@ def _mismatches(expected: dict[str, tuple[int, ...]], tensors: dict[str, torch.T
     return problems
 
 
-def load_adapter(model: nn.Module, path: str | os.PathLike, adapter: str = "default") -> nn.Module:
-    """Load an adapter folder into `model` as `adapter` (injecting it if the model does not have it yet).
+def load_adapter(model: nn.Module, path: str | os.PathLike, adapter: str = "default",
+                 revision: str | None = None) -> nn.Module:
+    """Load an adapter folder, or a Hub repo id ("owner/name" at `revision`; see neat_core.hub), into `model`
+    as `adapter` (injecting it if the model does not have it yet).
 
     Config and every tensor shape are checked before anything changes; on a mismatch a ValueError explains
     it and the model is left as it was.
     """
-    meta, config, tensors = read_adapter(path)
+    from .hub import resolve_adapter  # hub imports this module
+
+    meta, config, tensors = read_adapter(resolve_adapter(path, revision))
     saved_for = meta.get("base_model") or meta.get("model_class") or "another model"
     return load_tensors(model, config, tensors, adapter, origin=str(path), saved_for=saved_for)
 
