@@ -1,0 +1,77 @@
+"""`neat_vision.from_pretrained`: the timm base model an adapter names, patched and loaded, in one call."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import neat_core
+from neat_core import NeatConfig
+from neat_core.io import load_tensors
+
+from .patch import patch
+
+
+def saved_num_classes(config: NeatConfig, tensors: dict[str, torch.Tensor]) -> int | None:
+    """The class count of the classifier head saved with the adapter (rows of its last weight), if any."""
+    for module in reversed(config.modules_to_save):
+        weight = tensors.get(f"{module}.weight")
+        if weight is not None and weight.ndim >= 2:
+            return int(weight.shape[0])
+    return None
+
+
+def create_base(name: str | None, model_path: str | os.PathLike | None = None, **kwargs: Any) -> nn.Module:
+    """`timm.create_model` for an adapter's base: from `model_path` when given (a timm folder with config.json +
+    model.safetensors as `save_for_hf` writes it, or a .safetensors / .bin state dict for `name`'s architecture),
+    else `name` with the weights timm finds (Hub or cache). Raises one clear error when the weights are missing."""
+    import timm
+
+    path = Path(model_path) if model_path is not None else None
+    if path is not None and not path.exists():
+        raise FileNotFoundError(f"model_path {str(path)!r} does not exist.")
+    if path is not None and kwargs.get("pretrained") is False:
+        raise ValueError("model_path= loads pretrained weights; it cannot be combined with pretrained=False.")
+    if path is None and not name:
+        raise ValueError("The adapter does not name its base model; pass model_path= (a timm folder or weights file).")
+    try:
+        if path is not None and path.is_dir():
+            return timm.create_model(f"local-dir:{path}", **{**kwargs, "pretrained": True})
+        if path is not None:
+            overlay = {**kwargs.pop("pretrained_cfg_overlay", {}), "file": str(path)}
+            return timm.create_model(name.split(".")[0], **{**kwargs, "pretrained": True},
+                                     pretrained_cfg_overlay=overlay)
+        return timm.create_model(name, **kwargs)
+    except (OSError, RuntimeError) as err:  # offline and not cached, unknown tag, unreadable weights
+        raise FileNotFoundError(
+            f"Cannot build base model {name!r} with pretrained weights ({type(err).__name__}: {err}). Pass "
+            "model_path= (a timm folder with config.json + model.safetensors, or a weights file), or "
+            "pretrained=False for random weights.") from None
+
+
+def from_pretrained(repo_id_or_path: str | os.PathLike, revision: str | None = None, *,
+                    model_path: str | os.PathLike | None = None, adapter: str = "default",
+                    **create_kwargs: Any) -> nn.Module:
+    """The timm model an adapter was trained on, with the adapter (and its trained head) loaded, in eval mode.
+
+    `repo_id_or_path`: a folder written by `neat_core.save_adapter` or a Hub repo id ("owner/name", at
+    `revision`). The base is `timm.create_model(<base_model in adapter_config.json>, pretrained=True,
+    num_classes=<rows of the saved head>, **create_kwargs)`; timm's own options work as usual
+    (`pretrained_cfg_overlay=dict(file=...)`, `pretrained=False`, `img_size=...`), and `model_path=` takes the
+    base weights from a local timm folder or weights file instead of the Hub.
+    """
+    folder = neat_core.resolve_adapter(repo_id_or_path, revision)
+    meta, config, tensors = neat_core.read_adapter(folder)
+    kwargs = {"pretrained": True, **create_kwargs}
+    num_classes = saved_num_classes(config, tensors)
+    if num_classes is not None:
+        kwargs.setdefault("num_classes", num_classes)
+    model = create_base(meta.get("base_model"), model_path, **kwargs)
+    patch(model, config=config, train_head=False, adapter=adapter)
+    load_tensors(model, config, tensors, adapter, origin=str(repo_id_or_path),
+                 saved_for=meta.get("base_model") or meta.get("model_class") or "another model")
+    return model.eval()
