@@ -1,0 +1,190 @@
+"""neat_text presets on tiny random-config transformers models (no downloads): every model type and preset."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from transformers import (AutoConfig, AutoModelForImageClassification, AutoModelForSequenceClassification,
+                          PretrainedConfig)
+
+import neat_core
+import neat_text
+
+H, LAYERS, INTER = 32, 3, 64
+_BERTLIKE = dict(hidden_size=H, num_hidden_layers=LAYERS, num_attention_heads=2, intermediate_size=INTER,
+                 vocab_size=100, max_position_embeddings=64)
+_LLM = dict(hidden_size=H, num_hidden_layers=LAYERS, num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+            intermediate_size=INTER, vocab_size=100, pad_token_id=0)
+TINY: dict[str, dict] = {
+    "bert": _BERTLIKE,
+    "roberta": _BERTLIKE,
+    "xlm-roberta": _BERTLIKE,
+    "electra": {**_BERTLIKE, "embedding_size": H},
+    "deberta-v2": _BERTLIKE,
+    "distilbert": dict(dim=H, n_layers=LAYERS, n_heads=2, hidden_dim=INTER, vocab_size=100, max_position_embeddings=64),
+    "vit": dict(hidden_size=H, num_hidden_layers=LAYERS, num_attention_heads=2, intermediate_size=INTER,
+                image_size=16, patch_size=8),
+    "llama": _LLM, "mistral": _LLM, "qwen2": _LLM, "gemma": _LLM,
+    "gpt2": dict(n_embd=H, n_layer=LAYERS, n_head=2, vocab_size=100, n_positions=64, pad_token_id=0),
+}
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny models on a shared 2-core machine: one intra-op thread is ~100x faster than two contended ones."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# output sizes of the adapted q and v projections (LLMs: 2 key/value heads of 8 -> v is 16 wide)
+QV_OUT = {t: (H, H // 2) if t in ("llama", "mistral", "qwen2", "gemma") else (H, H) for t in TINY}
+
+
+def tiny_model(model_type: str, seed: int = 0, **overrides) -> torch.nn.Module:
+    """A tiny random classifier of `model_type` in eval mode (fp32, CPU)."""
+    torch.manual_seed(seed)
+    fields = {"initializer_range": 0.2, **TINY[model_type], **overrides}  # larger weights: visible adapter effects
+    config = AutoConfig.for_model(model_type, num_labels=3, **fields)
+    auto = AutoModelForImageClassification if model_type == "vit" else AutoModelForSequenceClassification
+    return auto.from_config(config).eval()
+
+
+def tiny_inputs(model: torch.nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    if model.config.model_type == "vit":
+        return {"pixel_values": torch.randn(2, 3, 16, 16, generator=gen)}
+    return {"input_ids": torch.randint(1, 100, (2, 7), generator=gen)}
+
+
+def logits(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    with torch.no_grad():
+        return model(**inputs).logits
+
+
+def randomize(model: torch.nn.Module, std: float = 0.3, seed: int = 1) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, layer in neat_core.neat_layers(model):
+            for p in layer.neat.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * std)
+
+
+def head_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for n in neat_text.head_names(model) for p in model.get_submodule(n).parameters())
+
+
+def expected_adapter_params(model_type: str, preset: str) -> int:
+    """Adapter parameters by hand: each adapted weight gets A (dim x r) and B (r x dim)."""
+    q_out, v_out = QV_OUT[model_type]
+    if preset == "paper_llm":  # orientation 'in': dim = in_features of q, k, v, up (H) and down (INTER)
+        return LAYERS * 2 * 32 * (4 * H + INTER)
+    rank, layers = {"qv": (8, LAYERS), "neat_l": (8, LAYERS), "neat_s": (1, LAYERS - LAYERS // 3)}[preset]
+    return layers * 2 * rank * (q_out + v_out)
+
+
+CASES = [(t, p) for t in TINY for p in ("qv", "neat_s", "neat_l")] + \
+        [(t, "paper_llm") for t in ("llama", "mistral", "qwen2", "gemma")]
+
+
+@pytest.mark.parametrize("model_type,preset", CASES)
+def test_preset_counts_identity_and_merge(model_type: str, preset: str) -> None:
+    model = tiny_model(model_type)
+    inputs = tiny_inputs(model)
+    before = logits(model, inputs)
+    assert neat_text.patch(model, preset=preset) is model
+    assert neat_core.trainable_parameters(model) == expected_adapter_params(model_type, preset) + head_params(model)
+    torch.testing.assert_close(logits(model, inputs), before, atol=1e-6, rtol=0)  # identity at init
+    randomize(model)
+    adapted = logits(model, inputs)
+    assert (adapted - before).abs().max() > 1e-2
+    neat_core.merge(model)
+    torch.testing.assert_close(logits(model, inputs), adapted, atol=1e-5, rtol=1e-5)
+    neat_core.unmerge(model)
+    with neat_core.disabled(model):
+        torch.testing.assert_close(logits(model, inputs), before, atol=1e-6, rtol=0)
+
+
+def _snapshot(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, bool], list[str]]:
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    grads = {n: p.requires_grad for n, p in model.named_parameters()}
+    return state, grads, [type(m).__name__ for m in model.modules()]
+
+
+def _assert_unchanged(model: torch.nn.Module, snapshot) -> None:
+    state, grads, kinds = _snapshot(model)
+    assert kinds == snapshot[2] and grads == snapshot[1]
+    assert state.keys() == snapshot[0].keys() and all(torch.equal(state[k], snapshot[0][k]) for k in state)
+    assert not neat_core.adapter_configs(model)
+
+
+def test_unknown_model_type_suggests_targets_and_leaves_model_unchanged() -> None:
+    torch.manual_seed(0)
+    config = AutoConfig.for_model("albert", hidden_size=H, num_hidden_layers=2, num_attention_heads=2,
+                                  intermediate_size=INTER, embedding_size=16, vocab_size=100, num_labels=3)
+    model = AutoModelForSequenceClassification.from_config(config).eval()
+    before = _snapshot(model)
+    with pytest.raises(ValueError, match=r"no preset for model_type 'albert'.*Pass targets=.*"
+                                         r"neat_text.patch\(model, targets=\['query', 'value'\]\)"):
+        neat_text.patch(model)
+    _assert_unchanged(model, before)
+    neat_text.patch(model, targets=["query", "value"], rank=2)  # explicit targets work on any model type
+    assert len(list(neat_core.neat_layers(model))) == 2  # ALBERT shares one layer across depth
+    assert model.classifier.weight.requires_grad
+
+
+@pytest.mark.parametrize("model_type,kwargs,message", [
+    ("bert", {"preset": "nope"}, "Unknown neat_text preset 'nope'; choose one of qv, neat_s, neat_l, paper_llm"),
+    ("bert", {"preset": "paper_llm"}, "preset 'paper_llm' is for decoder LLMs .* not model_type 'bert'"),
+    ("bert", {"config": neat_core.NeatConfig(targets=["query"]), "preset": "qv"}, "either config= or preset="),
+    ("bert", {"targets": ["nothing_here"]}, "NEAT target 'nothing_here' matches no linear layer"),
+    ("gpt2", {"rank": 0}, "NeatConfig.rank must be a positive integer"),
+])
+def test_bad_input_raises_and_leaves_model_unchanged(model_type: str, kwargs: dict, message: str) -> None:
+    model = tiny_model(model_type)
+    before = _snapshot(model)
+    with pytest.raises(ValueError, match=message):
+        neat_text.patch(model, **kwargs)
+    _assert_unchanged(model, before)
+
+
+def test_neat_s_takes_the_last_two_thirds_of_the_layers() -> None:
+    twelve = tiny_model("bert", num_hidden_layers=12)
+    assert neat_text.preset_fields(twelve, "neat_s")["layers"] == list(range(4, 12))  # the paper's layers 4-11
+    model = tiny_model("roberta")
+    neat_text.patch(model, preset="neat_s")
+    assert [n for n, _ in neat_core.neat_layers(model)] == [
+        f"roberta.encoder.layer.{i}.attention.self.{p}" for i in (1, 2) for p in ("query", "value")]
+    assert neat_core.adapter_configs(model)["default"].rank == 1
+
+
+def test_fields_override_the_preset_and_train_head_false_freezes_the_head() -> None:
+    model = tiny_model("distilbert")
+    neat_text.patch(model, preset="neat_s", rank=2, depth=4, train_head=False)
+    config = neat_core.adapter_configs(model)["default"]
+    assert (config.rank, config.depth, config.modules_to_save) == (2, 4, [])
+    assert not any(p.requires_grad for n, p in model.named_parameters() if ".neat." not in n)
+    other = tiny_model("distilbert")
+    neat_text.patch(other)
+    assert neat_text.head_names(other) == ["pre_classifier", "classifier"]  # DistilBERT's head is both
+    assert other.pre_classifier.weight.requires_grad and other.classifier.weight.requires_grad
+
+
+def test_gpt2_conv1d_q_and_v_slices_match_the_formula_and_leave_k_alone() -> None:
+    model = tiny_model("gpt2")
+    neat_text.patch(model, rank=4)
+    randomize(model)
+    layer = model.transformer.h[0].attn.c_attn
+    assert layer.fan_in_fan_out and layer.neat["default"].A.shape == (2, H, 4)  # q and v networks, dim H each
+    weight, bias, net = layer.base_layer.weight, layer.base_layer.bias, layer.neat["default"]  # weight: in x out
+    x = torch.randn(2, 5, H, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = list((x @ weight + bias).split(H, dim=-1))
+        for s, block in enumerate((0, 2)):
+            w0 = weight[:, block * H:(block + 1) * H]  # the paper's W0 (in x out) is GPT-2's stored layout
+            expected[block] = expected[block] + (x @ torch.relu(w0 @ net.A[s])) @ net.B[s]
+        torch.testing.assert_close(layer(x), torch.cat(expected, -1), atol=1e-5, rtol=1e-5)
+        assert torch.equal(layer(x)[..., H:2 * H], layer.base_layer(x)[..., H:2 * H])  # k untouched
