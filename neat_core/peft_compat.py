@@ -193,7 +193,7 @@ def _saved_modules(model: nn.Module, patterns: list[str], rest: dict[str, torch.
 def _import_targets(model: nn.Module, peft_config: dict, layer_names: list[str]) -> list[str]:
     """PEFT's target_modules when they select exactly the layers in the file here, else the exact names."""
     targets = peft_config.get("target_modules")
-    candidates = [[targets] if isinstance(targets, str) else list(targets or []), sorted(layer_names)]
+    candidates = [[targets] if isinstance(targets, str) else sorted(targets or []), sorted(layer_names)]
     for candidate in candidates:
         base = NeatConfig(targets=candidate)
         try:
