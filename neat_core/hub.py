@@ -10,8 +10,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
+from .config import NeatConfig
 from .io import CONFIG_NAME, WEIGHTS_NAME, library_version, save_adapter
 
 # "owner/name" as the Hub spells repo ids; anything else is taken for a local path.
@@ -71,6 +73,17 @@ def _download(repo_id: str, revision: str | None) -> Path:
     except HfHubHTTPError as err:
         raise AdapterNotFoundError(f"Could not download adapter {at!r} from the Hub: {err}") from None
     return Path(config_file).parent
+
+
+def saved_classes(config: NeatConfig, tensors: dict[str, torch.Tensor]) -> int | None:
+    """The class count of the head saved with an adapter: output rows of the last weight (by name) inside the
+    last of `modules_to_save` that has one (timm `head`, HF `classifier`, `classifier.out_proj`, `score`)."""
+    for module in reversed(config.modules_to_save):
+        weights = sorted(k for k, t in tensors.items() if k.startswith(f"{module}.") and k.endswith("weight")
+                         and t.ndim >= 2)
+        if weights:
+            return int(tensors[weights[-1]].shape[0])
+    return None
 
 
 # --- upload --------------------------------------------------------------------------------------------

@@ -6,28 +6,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 import neat_core
-from neat_core import NeatConfig
+from neat_core.hub import saved_classes
 from neat_core.io import load_tensors
 
 from .patch import patch
 
 
-def saved_num_classes(config: NeatConfig, tensors: dict[str, torch.Tensor]) -> int | None:
-    """The class count of the classifier head saved with the adapter (rows of its last weight), if any."""
-    for module in reversed(config.modules_to_save):
-        weight = tensors.get(f"{module}.weight")
-        if weight is not None and weight.ndim >= 2:
-            return int(weight.shape[0])
-    return None
-
-
 def create_base(name: str | None, model_path: str | os.PathLike | None = None, **kwargs: Any) -> nn.Module:
     """`timm.create_model` for an adapter's base: from `model_path` when given (a timm folder with config.json +
-    model.safetensors as `save_for_hf` writes it, or a .safetensors / .bin state dict for `name`'s architecture),
+    model.safetensors as `save_for_hf` writes it, or a .safetensors state dict for `name`'s architecture),
     else `name` with the weights timm finds (Hub or cache). Raises one clear error when the weights are missing."""
     import timm
 
@@ -67,7 +57,7 @@ def from_pretrained(repo_id_or_path: str | os.PathLike, revision: str | None = N
     folder = neat_core.resolve_adapter(repo_id_or_path, revision)
     meta, config, tensors = neat_core.read_adapter(folder)
     kwargs = {"pretrained": True, **create_kwargs}
-    num_classes = saved_num_classes(config, tensors)
+    num_classes = saved_classes(config, tensors)
     if num_classes is not None:
         kwargs.setdefault("num_classes", num_classes)
     model = create_base(meta.get("base_model"), model_path, **kwargs)
