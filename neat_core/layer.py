@@ -41,6 +41,15 @@ class SliceSpec:
     def whole(self) -> bool:
         return self.num_blocks == 1
 
+    @property
+    def index(self) -> slice | list[int]:
+        """The adapted blocks as a slice when evenly spaced (a view, no copy), else as a list."""
+        b = self.blocks
+        step = b[1] - b[0] if len(b) > 1 else 1
+        if step > 0 and all(b2 - b1 == step for b1, b2 in zip(b, b[1:])):
+            return slice(b[0], b[-1] + 1, step)
+        return list(b)
+
 
 @dataclass(frozen=True)
 class AdapterSettings:
@@ -114,6 +123,8 @@ class NeatLinear(nn.Module):
         self.disabled = False
         self.merged_adapter: str | None = None
         self.register_buffer("_original_weight", None, persistent=False)
+        self._cast_weight: torch.Tensor | None = None  # compute-dtype copy of the frozen weight
+        self._cast_key: tuple | None = None
 
     # --- attributes code around the layer may read --------------------------------------------
     @property
@@ -159,7 +170,7 @@ class NeatLinear(nn.Module):
         spec = self.settings[name]
         net = self.neat[name]
         rows = weight.unflatten(0, (spec.slices.num_blocks, -1))  # (blocks, D, in)
-        rows = rows if spec.slices.whole else rows[list(spec.slices.blocks)]
+        rows = rows[spec.slices.index]
         b = net.B.to(weight.dtype)
         if spec.orientation == "out":
             return net.hidden(rows.transpose(1, 2)), b
@@ -199,14 +210,41 @@ class NeatLinear(nn.Module):
         name = self.active_adapter
         if self.disabled or name is None:
             return self.base_layer(x)
-        weight = self.torch_layout(self.base_layer.weight).to(x.dtype)
+        weight = self._compute_weight(x)
         if self.uses_materialized(x, name):
             return F.linear(x, self.updated_weight(name, weight), self.base_layer.bias)
         spec = self.settings[name]
         p, q = self._factors(name, weight)
-        low = torch.einsum("...i,sir->...sr", x, p)  # (..., S, r): the skinny product first
-        update = torch.einsum("...sr,srd->...sd", low, q) * spec.scale  # (..., S, D)
-        return _add_blocks(self.base_layer(x), -1, spec.slices, update.movedim(-2, 0))
+        low = x @ p.transpose(0, 1).flatten(1)  # (..., S*r): one skinny product for all slices
+        update = low @ torch.block_diag(*(q * spec.scale))  # (..., S*D)
+        y = self.base_layer(x)  # a fresh tensor that autograd does not keep: safe to add into in place
+        if spec.slices.whole:
+            return y.add_(update)
+        blocks, num = y.unflatten(-1, (spec.slices.num_blocks, -1)), len(spec.slices.blocks)
+        if isinstance(spec.slices.index, slice):
+            blocks[..., spec.slices.index, :].add_(update.unflatten(-1, (num, -1)))
+        else:
+            for k, block in enumerate(spec.slices.blocks):
+                blocks[..., block, :].add_(update.unflatten(-1, (num, -1))[..., k, :])
+        return y
+
+    def _compute_weight(self, x: torch.Tensor) -> torch.Tensor:
+        """The frozen weight in torch layout and the dtype the products run in (autocast's, else x's).
+
+        The cast copy is kept while the weight is unchanged (same storage and version), so a frozen fp32
+        weight is not re-cast to bf16 at every step; a weight that trains is cast afresh to keep its gradient.
+        """
+        stored = self.base_layer.weight
+        device = x.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+        if stored.dtype == dtype:
+            return self.torch_layout(stored)
+        if stored.requires_grad or torch.compiler.is_compiling():
+            return self.torch_layout(stored).to(dtype)
+        key = (dtype, stored.data_ptr(), stored._version)
+        if self._cast_key != key:
+            self._cast_weight, self._cast_key = self.torch_layout(stored).detach().to(dtype), key
+        return self._cast_weight
 
     # --- merge ----------------------------------------------------------------------------------
     def merged_weight(self) -> torch.Tensor:
