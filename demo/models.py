@@ -1,0 +1,210 @@
+"""The two models the demo compares (a NEAT and a PEFT LoRA adapter on one base), built once and cached."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import neat_core
+from neat_core.io import CONFIG_NAME, WEIGHTS_NAME, base_model_name
+
+SMOKE_RESULTS = Path("results") / "smoke"
+MAKE_IT = ("run `make bench` (the offline smoke suite: `python -m benchmarks.vtab --suite smoke`), which trains "
+           "and saves a NEAT and a LoRA adapter there")
+
+
+class LoadError(ValueError):
+    """A base model or adapter the demo cannot load; the message is meant for the page."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the page starts with: base model, the two adapters, class names (empty: from the model)."""
+
+    base: str = ""
+    neat: str = ""
+    lora: str = ""
+    labels: str = ""
+
+
+@dataclass
+class Classifier:
+    """One adapted model with what it takes to run it on a raw input (an image or a text)."""
+
+    method: str
+    model: nn.Module
+    labels: list[str]
+    prepare: Callable[[Any], dict[str, torch.Tensor]]
+    trainable: int
+
+    def __call__(self, raw: Any) -> tuple[torch.Tensor, float]:
+        """Class probabilities for `raw` and the forward pass's latency in milliseconds."""
+        inputs = self.prepare(raw)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = self.model(**inputs)
+        latency = (time.perf_counter() - start) * 1000
+        logits = getattr(out, "logits", out)
+        return logits[0].float().softmax(-1), latency
+
+
+# --- defaults: the adapters the smoke suite saved --------------------------------------------------------
+def _existing(path: str | None, results_dir: Path) -> str | None:
+    """`path` as written in a result file (relative to where the suite ran), if it exists here."""
+    if not path:
+        return None
+    for candidate in (Path(path), results_dir.parent.parent / path):
+        if candidate.exists():
+            return str(candidate)
+    return None
+
+
+def smoke_choice(results_dir: str | Path = SMOKE_RESULTS) -> Choice | None:
+    """The smoke suite's NEAT and LoRA adapters (same dataset) and its base under `results_dir`; None if missing."""
+    results_dir = Path(results_dir)
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for file in sorted((results_dir / "runs").glob("*.json")):
+        try:
+            result = json.loads(file.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(result, dict) and _existing(result.get("adapter_path"), results_dir):
+            found.setdefault((result.get("method"), result.get("dataset")), result)
+    for (method, dataset), neat in found.items():
+        lora = found.get(("lora", dataset))
+        if method == "neat" and lora is not None:
+            base = _existing(neat.get("config", {}).get("model_path"), results_dir) or ""
+            return Choice(base, _existing(neat["adapter_path"], results_dir),
+                          _existing(lora["adapter_path"], results_dir), ", ".join(_dataset_labels(dataset)))
+    return None
+
+
+def missing_message(results_dir: str | Path = SMOKE_RESULTS) -> str:
+    return (f"No NEAT and LoRA adapters from the smoke suite in `{results_dir}`: {MAKE_IT}. Or enter adapter "
+            "folders or Hub ids above.")
+
+
+def _dataset_labels(dataset: str | None) -> list[str]:
+    try:
+        from neat_vision.data import get_spec
+
+        return [str(c) for c in get_spec(dataset).classes]
+    except (ImportError, ValueError):
+        return []
+
+
+# --- loading --------------------------------------------------------------------------------------------
+def _lora_folder(lora: str) -> Path:
+    """A PEFT LoRA adapter folder (a Hub id is downloaded through the cache); only safetensors weights."""
+    if not lora:
+        raise LoadError("Enter a LoRA adapter: a folder written by PEFT's save_pretrained or a Hub id.")
+    folder = neat_core.resolve_adapter(lora)
+    config_file = folder / CONFIG_NAME
+    if not config_file.is_file() or not (folder / WEIGHTS_NAME).is_file():
+        raise LoadError(f"{lora!r} is not a PEFT adapter folder: it needs {CONFIG_NAME} and {WEIGHTS_NAME} "
+                        "(this demo does not read pickled .bin weights).")
+    peft_type = json.loads(config_file.read_text()).get("peft_type")
+    if peft_type != "LORA":
+        raise LoadError(f"{lora!r} is not a PEFT LoRA adapter (peft_type {peft_type!r}).")
+    return folder
+
+
+def _with_lora(base: nn.Module, lora: str) -> nn.Module:
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(base, str(_lora_folder(lora)), is_trainable=True).eval()
+
+
+def _trainable(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _labels(text: str, count: int, fallback: list[str] | None = None) -> list[str]:
+    given = [t.strip() for t in text.split(",") if t.strip()]
+    if given and len(given) != count:
+        raise LoadError(f"{len(given)} class names given, but the models have {count} classes.")
+    if given:
+        return given
+    return fallback if fallback and len(fallback) == count else [f"class {i}" for i in range(count)]
+
+
+def _local(base: str) -> str | None:
+    if not base:
+        return None
+    if not Path(base).exists():
+        raise LoadError(f"Base model {base!r} does not exist: give a local folder or weights file, or leave it "
+                        "empty to use the base model the NEAT adapter names.")
+    return base
+
+
+def _vision(choice: Choice) -> tuple[nn.Module, nn.Module, Callable[[Any], dict[str, torch.Tensor]], list[str]]:
+    import numpy as np
+    import timm
+
+    import neat_vision
+    from neat_vision.data import build_transform
+    from neat_vision.hub import create_base
+
+    model_path = _local(choice.base)
+    neat = neat_vision.from_pretrained(choice.neat, model_path=model_path)
+    base = create_base(base_model_name(neat), model_path, num_classes=neat.num_classes)
+    lora = _with_lora(base, choice.lora)
+    transform = build_transform(timm.data.resolve_model_data_config(neat), train=False)
+
+    def prepare(image) -> dict[str, torch.Tensor]:
+        return {"x": transform(image=np.asarray(image))["image"][None]}
+
+    fallback = None
+    if neat.num_classes == 1000:
+        fallback = timm.data.ImageNetInfo().label_descriptions()
+    return neat, lora, prepare, fallback
+
+
+def _text(choice: Choice) -> tuple[nn.Module, nn.Module, Callable[[Any], dict[str, torch.Tensor]], list[str]]:
+    from transformers import AutoTokenizer
+
+    import neat_text
+    from neat_text.hub import auto_class
+
+    model_path = _local(choice.base)
+    neat = neat_text.from_pretrained(choice.neat, model_path=model_path)
+    source = model_path or neat.name_or_path
+    auto = auto_class(type(neat).__name__)
+    lora = _with_lora(auto.from_pretrained(source, num_labels=neat.config.num_labels), choice.lora)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+
+    def prepare(text: str) -> dict[str, torch.Tensor]:
+        return dict(tokenizer(text, return_tensors="pt", truncation=True, max_length=512))
+
+    labels = [neat.config.id2label[i] for i in range(neat.config.num_labels)]
+    return neat, lora, prepare, labels
+
+
+_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=4)
+def _load(kind: str, choice: Choice) -> tuple[Classifier, Classifier]:
+    if not choice.neat:
+        raise LoadError("Enter a NEAT adapter: a folder written by neat_core.save_adapter or a Hub id.")
+    neat, lora, prepare, fallback = (_vision if kind == "image" else _text)(choice)
+    count = int(getattr(neat, "num_classes", 0) or neat.config.num_labels)
+    labels = _labels(choice.labels, count, fallback)
+    pair = (Classifier("NEAT", neat, labels, prepare, neat_core.trainable_parameters(neat)),
+            Classifier("LoRA", lora, labels, prepare, _trainable(lora)))
+    return pair
+
+
+def load_pair(kind: str, choice: Choice) -> tuple[Classifier, Classifier]:
+    """The NEAT and the LoRA classifier for `choice` ("image": timm, "text": transformers), cached."""
+    with _LOCK:
+        return _load(kind, Choice(*(s.strip() for s in (choice.base, choice.neat, choice.lora, choice.labels))))
