@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -128,3 +130,9 @@ def test_import_refuses_other_adapters_and_leaves_model_unchanged(tmp_path) -> N
     _assert_unchanged(fresh, before)
     with pytest.raises(FileNotFoundError, match="No adapter_config.json in .*expected a PEFT PEANuT adapter folder"):
         neat_core.from_peft(copy.deepcopy(base), tmp_path / "missing")
+
+
+def test_neat_core_imports_neither_transformers_nor_peft() -> None:
+    code = "import sys, neat_core; print(sorted({'transformers', 'peft'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]"
