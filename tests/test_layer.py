@@ -304,3 +304,41 @@ def test_only_block_index_after_layers_pattern_counts():
     assert block_index("layers.2.blocks.5.attn.qkv", None) == 2
     assert block_index("layers.2.blocks.5.attn.qkv", "blocks") == 5
     assert block_index("head", None) is None
+
+
+def test_unevenly_spaced_blocks_are_adapted_and_the_rest_untouched():
+    lin = nn.Linear(6, 16)
+    model = nn.Sequential(lin)
+    neat_core.inject(model, NeatConfig(rank=2, targets=["0"], slices={"0": {"num_blocks": 4, "blocks": [0, 1, 3]}}))
+    randomize_adapters(model)
+    x = torch.randn(3, 6)
+    layer = model[0]
+    with torch.no_grad():
+        base = lin(x)
+        out = layer(x)
+        assert torch.equal(out[:, 8:12], base[:, 8:12])
+        for cols in (slice(0, 4), slice(4, 8), slice(12, 16)):
+            assert not torch.allclose(out[:, cols], base[:, cols])
+        expected = x @ (lin.weight + layer.delta_weight("default")).T + lin.bias
+    assert (out - expected).abs().max() < 1e-5
+
+
+def test_bf16_autocast_reuses_the_cast_weight_until_the_weight_changes(x):
+    model, _ = patched(targets=["qkv"], slices=QV)
+    randomize_adapters(model)
+    layer = model.blocks[0].qkv
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        first = model(x)
+        cached = layer._cast_weight
+        assert cached.dtype == torch.bfloat16
+        model(x)
+        assert layer._cast_weight is cached  # not re-cast while the frozen weight is unchanged
+        with torch.no_grad():
+            layer.base_layer.weight.mul_(2.0)
+        second = model(x)
+        assert layer._cast_weight is not cached
+        assert torch.equal(layer._cast_weight, (layer.base_layer.weight.to(torch.bfloat16)))
+    assert not torch.allclose(first, second)
+    with torch.no_grad():
+        reference = model(x)
+    assert (second.float() - reference).abs().max() < 0.1 * reference.abs().max()
