@@ -57,18 +57,19 @@ def test_peft_loads_our_export_with_equal_outputs(tmp_path, model_type, fields, 
     torch.testing.assert_close(logits(peft_model, inputs), expected, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("model_type", ["bert", "llama"])
-def test_our_import_of_a_peft_adapter_gives_peft_outputs(tmp_path, model_type) -> None:
+@pytest.mark.parametrize("model_type,targets", [("bert", None), ("llama", None), ("bert", r".*\.(query|value)")])
+def test_our_import_of_a_peft_adapter_gives_peft_outputs(tmp_path, model_type, targets) -> None:
     base = tiny_model(model_type)
     cfg = peft.PeanutConfig(r=4, depth=1, act_fn="relu", scaling=0.7, init_weights=False,
-                            target_modules=QV[model_type], modules_to_save=[HEAD[model_type]])
+                            target_modules=targets or QV[model_type], modules_to_save=[HEAD[model_type]])
     peft_model = peft.get_peft_model(copy.deepcopy(base), cfg).eval()
     _randomize_trainable(peft_model)
     peft_model.save_pretrained(tmp_path)
     ours = neat_core.from_peft(copy.deepcopy(base), tmp_path)
     config = neat_core.adapter_configs(ours)["default"]
     assert (config.rank, config.depth, config.scale, config.orientation) == (4, 4, 0.7, "out")
-    assert (config.targets, config.modules_to_save) == (sorted(QV[model_type]), [HEAD[model_type]])
+    assert (config.targets, config.modules_to_save) == ([targets] if targets else sorted(QV[model_type]),
+                                                         [HEAD[model_type]])
     inputs = tiny_inputs(base)
     torch.testing.assert_close(logits(ours, inputs), logits(peft_model, inputs), atol=1e-5, rtol=0)
 
@@ -99,6 +100,14 @@ def test_ours_to_peft_to_ours_and_back_is_lossless(tmp_path) -> None:
 def test_export_refuses_what_peft_cannot_express(tmp_path, model_type, fields, feature) -> None:
     _, ours = _ours(model_type, **fields)
     with pytest.raises(ValueError, match=f"PEFT's PEANuT cannot express adapter 'default': .*{feature}"):
+        neat_core.to_peft(ours, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_refuses_a_merged_adapter(tmp_path) -> None:
+    _, ours = _ours("bert", rank=4)
+    neat_core.merge(ours)
+    with pytest.raises(ValueError, match=r"merged into the weights; call neat_core.unmerge\(model\) before to_peft"):
         neat_core.to_peft(ours, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 

@@ -188,3 +188,19 @@ def test_gpt2_conv1d_q_and_v_slices_match_the_formula_and_leave_k_alone() -> Non
             expected[block] = expected[block] + (x @ torch.relu(w0 @ net.A[s])) @ net.B[s]
         torch.testing.assert_close(layer(x), torch.cat(expected, -1), atol=1e-5, rtol=1e-5)
         assert torch.equal(layer(x)[..., H:2 * H], layer.base_layer(x)[..., H:2 * H])  # k untouched
+
+
+def test_gpt2_conv1d_adapter_saves_loads_and_unmerges_exactly(tmp_path) -> None:
+    model = neat_text.patch(tiny_model("gpt2"), rank=3, depth=4)
+    randomize(model)
+    inputs = tiny_inputs(model)
+    stored = model.transformer.h[1].attn.c_attn.base_layer.weight.clone()
+    neat_core.save_adapter(model, tmp_path)
+    other = neat_core.load_adapter(tiny_model("gpt2"), tmp_path)
+    torch.testing.assert_close(logits(other, inputs), logits(model, inputs), atol=0, rtol=0)
+    neat_core.merge(model, safe_merge=True)
+    assert model.transformer.h[1].attn.c_attn.base_layer.weight.shape == (H, 3 * H)  # still stored in x out
+    neat_core.unmerge(model)
+    assert torch.equal(model.transformer.h[1].attn.c_attn.base_layer.weight, stored)
+    unloaded = neat_core.merge_and_unload(other)
+    assert type(unloaded.transformer.h[1].attn.c_attn).__name__ == "Conv1D"
