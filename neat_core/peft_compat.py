@@ -145,7 +145,8 @@ def to_peft(model: nn.Module, out_dir: str | os.PathLike, adapter: str | None = 
 
 # --- import -----------------------------------------------------------------------------------------
 def _read_peft_folder(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    hint = f"expected a PEFT PEANuT adapter folder ({CONFIG_NAME} + {WEIGHTS_NAME}, as PeftModel.save_pretrained writes)"
+    hint = (f"expected a PEFT PEANuT adapter folder ({CONFIG_NAME} + {WEIGHTS_NAME}, as "
+            "PeftModel.save_pretrained writes)")
     config_file, weights_file = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     for file in (config_file, weights_file):
         if not file.is_file():
