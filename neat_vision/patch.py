@@ -8,6 +8,7 @@ from torch import nn
 
 import neat_core
 from neat_core import NeatConfig
+from neat_core.inject import front_end_config
 
 from .presets import preset_fields
 
@@ -38,15 +39,8 @@ def patch(model: nn.Module, config: NeatConfig | None = None, preset: str | None
     activation="sin", targets=[...] replaces the preset). The base is frozen; the adapter and, unless
     train_head=False, the classifier head (`get_classifier()`) are trainable.
     """
-    if config is not None:
-        if preset is not None:
-            raise ValueError("Give either config= or preset=, not both.")
-        config = config.replace(**fields) if fields else config
-    else:
-        base = {} if ("targets" in fields and preset is None) else preset_fields(model, preset or "qv")
-        config = NeatConfig(**{**base, **fields})
-    if train_head:
-        config = config.replace(modules_to_save=list(dict.fromkeys([*config.modules_to_save, *head_names(model)])))
+    heads = head_names(model) if train_head else []
+    config = front_end_config(config, preset, fields, lambda name: preset_fields(model, name), "qv", heads)
     neat_core.inject(model, config, adapter=adapter)
     _separate_qkv_bias(model)
     return model
