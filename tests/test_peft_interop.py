@@ -41,6 +41,7 @@ def _ours(model_type: str, **fields) -> tuple[torch.nn.Module, torch.nn.Module]:
     ("bert", dict(preset="neat_s", depth=4, activation="gelu", scale=0.5), 1),
     ("llama", dict(rank=4, depth=6, activation="silu", scale=2.0), 2),
     ("llama", dict(rank=3, depth=4, activation="tanh", exclude=["model.layers.0.self_attn.v_proj"]), 1),
+    ("distilbert", dict(rank=2, activation="identity"), 0),  # head: pre_classifier + classifier
 ])
 def test_peft_loads_our_export_with_equal_outputs(tmp_path, model_type, fields, peft_depth) -> None:
     base, ours = _ours(model_type, **fields)
@@ -50,7 +51,7 @@ def test_peft_loads_our_export_with_equal_outputs(tmp_path, model_type, fields, 
     config = neat_core.adapter_configs(ours)["default"]
     assert (written["peft_type"], written["r"], written["depth"], written["scaling"]) == \
         ("PEANUT", config.rank, peft_depth, config.scale)
-    assert written["modules_to_save"] == [HEAD[model_type]]
+    assert written["modules_to_save"] == neat_text.head_names(base)
     peft_model = peft.PeftModel.from_pretrained(copy.deepcopy(base), tmp_path).eval()
     expected = logits(ours, inputs)
     assert (expected - logits(base, inputs)).abs().max() > 1e-2  # the adapter matters
