@@ -46,7 +46,8 @@ def load_rgb(path: str | os.PathLike | None, max_bytes: int = MAX_BYTES,
         raise BadImage(f"The uploaded file {file.name!r} is not an image this demo can read "
                        "(PNG, JPEG, WebP, GIF, BMP, TIFF).") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadImage(f"The image {file.name!r} is too large to decode (more than {max_pixels:,} pixels).") from None
+        raise BadImage(f"The image {file.name!r} is too large to decode (over {max_pixels:,} pixels): scale it "
+                       "down first.") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise BadImage(f"The image {file.name!r} is corrupt or truncated and cannot be decoded ({err}).") from None
     return _to_rgb(image)
