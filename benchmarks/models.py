@@ -1,0 +1,62 @@
+"""Where the backbone comes from: a timm name (Hub weights), a local timm folder, or a safetensors file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import timm
+import timm.data
+from torch import nn
+
+from neat_vision.data import hub_reachable, offline_mode
+
+
+class ModelUnavailableError(RuntimeError):
+    """The pretrained weights can be neither downloaded nor found locally."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """name: timm model name; path: a folder with config.json + model.safetensors (timm's save_for_hf /
+    Hub layout) or a .safetensors state dict for `name`; args: extra timm.create_model arguments."""
+
+    name: str
+    path: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": self.name, "model_path": self.path, "model_args": self.args}
+
+
+def _unavailable(source: ModelSource, why: str) -> ModelUnavailableError:
+    return ModelUnavailableError(
+        f"Pretrained weights of {source.name!r} are not available: {why}. Pass --model-path with a local copy "
+        "(a timm folder with config.json + model.safetensors, or a .safetensors state dict).")
+
+
+def create_model(source: ModelSource, num_classes: int) -> nn.Module:
+    """The pretrained backbone with a freshly initialised `num_classes` head (from the current torch seed)."""
+    path = Path(source.path) if source.path else None
+    if path is not None and not path.exists():
+        raise ModelUnavailableError(f"--model-path {path} does not exist.")
+    if path is None and not offline_mode() and not hub_reachable():
+        raise _unavailable(source, "the Hugging Face Hub cannot be reached (no network)")
+    try:
+        if path is not None and path.is_dir():
+            model = timm.create_model(f"local-dir:{path}", pretrained=True, **source.args)
+        elif path is not None:
+            model = timm.create_model(source.name, pretrained=True, pretrained_cfg_overlay={"file": str(path)},
+                                      **source.args)
+        else:
+            model = timm.create_model(source.name, pretrained=True, **source.args)
+    except (OSError, ValueError) as err:  # offline without a cached copy, unreadable files
+        raise _unavailable(source, f"{type(err).__name__}: {err}") from None
+    model.reset_classifier(num_classes)
+    return model
+
+
+def data_config(model: nn.Module) -> dict[str, Any]:
+    """timm's preprocessing for the model as built (input size of the current model, mean/std, crop_pct)."""
+    return dict(timm.data.resolve_input_data_config(model))

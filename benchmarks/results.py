@@ -1,0 +1,79 @@
+"""Result files: one JSON per (method, dataset, seed) under RESULTS_DIR/runs/, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+RUNS = "runs"
+ADAPTERS = "adapters"
+
+
+def run_name(method: str, dataset: str, seed: int) -> str:
+    return f"{method}_{dataset}_seed{seed}"
+
+
+def result_path(out: str | os.PathLike, method: str, dataset: str, seed: int) -> Path:
+    return Path(out) / RUNS / f"{run_name(method, dataset, seed)}.json"
+
+
+def adapter_dir(out: str | os.PathLike, method: str, dataset: str, seed: int) -> Path:
+    return Path(out) / ADAPTERS / run_name(method, dataset, seed)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write to a temporary file in the same folder, then os.replace: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_json_atomic(path: str | os.PathLike, data: dict[str, Any]) -> Path:
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_result(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The result in `path`, or None when it is missing or unreadable (then the run is redone)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) and "accuracy" in data else None
+
+
+def load_results(out: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every finished result under `out` (sorted by file name)."""
+    folder = Path(out) / RUNS
+    found = (read_result(p) for p in sorted(folder.glob("*.json")))
+    return [r for r in found if r is not None]
+
+
+def versions() -> dict[str, str]:
+    """Versions of the software that produced a result."""
+    import timm
+    import torch
+
+    import neat_core
+
+    found = {"python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__,
+             "neat_peft": neat_core.__version__}
+    try:
+        import peft
+
+        found["peft"] = peft.__version__
+    except ImportError:
+        pass
+    return found

@@ -1,0 +1,198 @@
+"""Image-classification suite: `python -m benchmarks.vtab [--suite paper|smoke] [--method neat,lora] ...`.
+
+paper: the NEAT paper's eight datasets on ViT-B/16 (ImageNet-21k) from the Hub; needs a GPU.
+smoke: offline pipeline check on sklearn's digits (a small ViT pre-trained on 0-4 adapts to 5-9), CPU minutes.
+Each (method, dataset, seed) writes OUT/runs/<method>_<dataset>_seed<seed>.json atomically; a rerun skips
+finished ones. Several GPUs: `torchrun --nproc_per_node N -m benchmarks.vtab ...` (rank 0 writes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+import neat_vision
+from neat_vision.data import DATASETS, DataUnavailableError, Splits, get_spec, load_splits
+
+from . import methods as M
+from .models import ModelSource, ModelUnavailableError, create_model, data_config
+from .recipes import METHOD_LR, SUITES, Recipe, recipe_for
+from .report import markdown_table, write_report
+from .results import adapter_dir, load_results, read_result, result_path, versions, write_json_atomic
+from .smoke import DEFAULT_CACHE, pretrained_backbone
+from .train import Dist, evaluate, init_distributed, seed_everything, split_loaders, train
+
+RECIPE_FLAGS = {"epochs": int, "batch_size": int, "grad_accum": int, "lr": float, "head_lr": float,
+                "weight_decay": float}
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.vtab", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--suite", default="paper", choices=sorted(SUITES), help="default datasets, methods and model")
+    p.add_argument("--method", "--methods", dest="methods", help=f"comma list of {', '.join(M.METHODS)}")
+    p.add_argument("--dataset", "--datasets", dest="datasets", help=f"comma list of {', '.join(DATASETS)}")
+    p.add_argument("--seeds", default="0", help="comma list of seeds (mean ± std in the report)")
+    p.add_argument("--out", help="results folder (default results/<suite>)")
+    p.add_argument("--data-dir", help="local data: an ImageFolder tree (train/, test/, optional val/) or a "
+                                      "datasets.save_to_disk folder, or a folder holding one per dataset name")
+    p.add_argument("--model", help="timm model name (default: the suite's)")
+    p.add_argument("--model-path", help="local pretrained weights: a timm folder (config.json + "
+                                        "model.safetensors) or a .safetensors file for --model")
+    p.add_argument("--model-args", type=json.loads, help="JSON of extra timm.create_model arguments")
+    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="smoke suite: where the pre-trained ViT is cached")
+    p.add_argument("--pretrain-epochs", type=int, help="smoke suite: epochs of pre-training on digits 0-4")
+    for f in fields(M.MethodOptions):
+        p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), help=f"method option (default {f.default})")
+    for name, kind in RECIPE_FLAGS.items():
+        p.add_argument(f"--{name.replace('_', '-')}", type=kind, help="recipe override (default: recipe table)")
+    p.add_argument("--workers", type=int, help="DataLoader workers per process (default: the suite's)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: the suite's, else torch's)")
+    p.add_argument("--device", help="torch device (default cuda when available)")
+    p.add_argument("--save-adapters", help="comma list of methods whose trained adapters are saved under "
+                                           "OUT/adapters/ (default: the suite's; 'none' for none)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    suite = SUITES[args.suite]
+    args.methods = _names(args.methods) if args.methods else list(suite.methods)
+    args.datasets = _names(args.datasets) if args.datasets else list(suite.datasets)
+    args.save_adapters = (list(suite.save_adapters) if args.save_adapters is None else
+                          [] if args.save_adapters == "none" else _names(args.save_adapters))
+    try:
+        args.seeds = [int(s) for s in _names(args.seeds)]
+        M.check_methods(args.methods + args.save_adapters)
+        [(get_spec(d), recipe_for(d)) for d in args.datasets]
+        if args.preset is not None and args.preset not in neat_vision.PRESETS:
+            raise ValueError(f"Unknown preset {args.preset!r}; choose from {', '.join(neat_vision.PRESETS)}.")
+    except ValueError as err:
+        p.error(str(err))
+    return args
+
+
+def method_options(args: argparse.Namespace) -> M.MethodOptions:
+    given = {f.name: getattr(args, f.name) for f in fields(M.MethodOptions) if getattr(args, f.name) is not None}
+    return M.MethodOptions(**given)
+
+
+def recipe(args: argparse.Namespace, method: str, dataset: str) -> Recipe:
+    """The table's recipe for `dataset`, the method's learning rate where it has one, then CLI overrides."""
+    base = recipe_for(dataset)
+    method_lr = METHOD_LR.get(method, {}).get(args.suite)
+    base = replace(base, lr=method_lr) if method_lr is not None else base
+    return replace(base, **{k: getattr(args, k) for k in RECIPE_FLAGS if getattr(args, k) is not None})
+
+
+def model_source(args: argparse.Namespace, device: torch.device, dist: Dist) -> ModelSource:
+    """The backbone: --model / --model-path, else the suite's (smoke: pre-trained here once, then cached)."""
+    suite = SUITES[args.suite]
+    model_args = args.model_args if args.model_args is not None else ({} if args.model else suite.model_args)
+    if args.model or args.model_path or args.suite != "smoke":
+        return ModelSource(args.model or suite.model, args.model_path, model_args)
+    if dist.main:
+        path = pretrained_backbone(args.cache_dir, suite, device, args.pretrain_epochs, not args.no_progress)
+    if dist.world > 1:
+        shared = [str(path) if dist.main else None]
+        torch.distributed.broadcast_object_list(shared)
+        path = shared[0]
+    return ModelSource(suite.model, str(path))
+
+
+def device_info(device: torch.device, dist: Dist) -> dict[str, Any]:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    return {"type": device.type, "name": name, "world_size": dist.world, "cpu_count": os.cpu_count()}
+
+
+def run_job(args: argparse.Namespace, method: str, dataset: str, seed: int, splits: Splits, source: ModelSource,
+            device: torch.device, dist: Dist) -> dict[str, Any]:
+    """Train and evaluate one (method, dataset, seed); saves the adapter when asked; returns the result."""
+    plan = recipe(args, method, dataset)
+    options = method_options(args)
+    seed_everything(seed)
+    model = create_model(source, splits.num_classes)
+    preprocessing = data_config(model)
+    heads = neat_vision.head_names(model)
+    model = M.build(method, model, options).to(device)
+    counts = M.parameter_counts(model, heads)
+    train_loader, val_loader, test_loader = split_loaders(
+        splits, preprocessing, get_spec(dataset).hflip, plan, args.workers, seed, dist, device)
+    trained = DistributedDataParallel(model) if dist.world > 1 else model
+    start = time.perf_counter()
+    stats = train(trained, train_loader, plan, heads, device, dist, progress=not args.no_progress)
+    val_acc, test_acc = evaluate(model, val_loader, device, dist), evaluate(model, test_loader, device, dist)
+    result = {
+        "method": method, "dataset": dataset, "seed": seed, "accuracy": test_acc, "val_accuracy": val_acc,
+        **counts, **stats, "wall_seconds": time.perf_counter() - start,
+        "config": {"suite": args.suite, "recipe": asdict(plan), "method_options": asdict(options),
+                   "method": M.DESCRIPTIONS[method], **source.describe(), "data_config": preprocessing,
+                   "data": {**asdict(get_spec(dataset)), "data_dir": args.data_dir, "fingerprint": splits.fingerprint,
+                            "sizes": [len(splits.train), len(splits.val), len(splits.test)]}},
+        "versions": versions(), "device": device_info(device, dist),
+    }
+    if dist.main and method in args.save_adapters:
+        result["adapter_path"] = str(M.save_adapter(method, model, adapter_dir(args.out, method, dataset, seed)))
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    dist = init_distributed(device)
+    args.out = args.out or str(Path("results") / args.suite)
+    args.workers = SUITES[args.suite].workers if args.workers is None else args.workers
+    threads = SUITES[args.suite].threads if args.threads is None else args.threads
+    if threads:
+        torch.set_num_threads(threads)
+    jobs = [(m, d, s) for d in args.datasets for m in args.methods for s in args.seeds]
+    todo = [j for j in jobs if read_result(result_path(args.out, *j)) is None]
+    if dist.world > 1:  # rank 0's view of what is finished decides for everyone
+        shared = [todo]
+        torch.distributed.broadcast_object_list(shared)
+        todo = shared[0]
+    if dist.main and len(todo) < len(jobs):
+        print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already finished in {args.out}; skipping them.")
+    data = {d: load_splits(d, args.data_dir) for d in dict.fromkeys(d for _, d, _ in todo)}
+    source = model_source(args, device, dist) if todo else None
+    for method, dataset, seed in todo:
+        result = run_job(args, method, dataset, seed, data[dataset], source, device, dist)
+        if dist.main:
+            write_json_atomic(result_path(args.out, method, dataset, seed), result)
+            print(f"{method} on {dataset} seed {seed}: test accuracy {result['accuracy']:.4f} "
+                  f"(val {result['val_accuracy']:.4f}), {result['method_params']:,} trainable + "
+                  f"{result['head_params']:,} head, {result['train_images_per_s']:.0f} train img/s, "
+                  f"{result['wall_seconds']:.1f} s")
+    if dist.main:
+        table, plot = write_report(args.out)
+        print("\n" + markdown_table(load_results(args.out)))
+        print(f"\nreport: {table}\nplot:   {plot}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except (DataUnavailableError, ModelUnavailableError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""Datasets and transforms of the image-classification suites.
+
+The registry `DATASETS` is data: where each dataset lives, which columns hold image and label, and how its
+train / val / test splits are made. Transforms follow the model's timm data config (input size, mean/std,
+interpolation, crop_pct) and are built with albumentations.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import albumentations as A
+import cv2
+import numpy as np
+from torch.utils.data import Dataset
+
+VAL_FRACTION = 0.1   # held out of train when a dataset has no validation split (the paper's setup)
+SPLIT_SEED = 42      # fixed seed of every generated split
+DATA_DIR_HELP = "an ImageFolder tree (train/, test/, optional val/) or a datasets.save_to_disk folder"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where a dataset comes from and how it splits.
+
+    source:     "hub" (datasets.load_dataset(hub_id, revision=...)) or "digits" (sklearn's 8x8 digits, offline).
+    val:        the validation split's name, or None: hold out VAL_FRACTION of train with SPLIT_SEED.
+    test_id:    a second Hub repository that holds the test split (some mirrors ship train and test apart).
+    hflip:      whether horizontal flips keep the label (not for digits).
+    classes:    digits only: which digits, relabelled 0..n-1 in this order.
+    test_fraction: digits only: share of the images kept for test (stratified, SPLIT_SEED).
+    upsample:   digits only: each 8x8 pixel becomes an upsample x upsample block.
+    """
+
+    name: str
+    title: str
+    hub_id: str = ""
+    revision: str = "main"
+    image_key: str = "image"
+    label_key: str = "label"
+    train: str = "train"
+    val: str | None = None
+    test: str = "test"
+    test_id: str | None = None
+    source: str = "hub"
+    hflip: bool = True
+    classes: tuple[int, ...] = ()
+    test_fraction: float = 0.3
+    upsample: int = 2
+
+
+# The paper's eight datasets (parquet mirrors on the Hub; pin `revision` to a commit for exact reruns)
+# and the two halves of the offline digits smoke suite.
+DATASETS: dict[str, DatasetSpec] = {s.name: s for s in [
+    DatasetSpec("pets", "OxfordPets", "timm/oxford-iiit-pet"),
+    DatasetSpec("cifar10", "CIFAR10", "uoft-cs/cifar10", image_key="img"),
+    DatasetSpec("dtd", "DTD", "tanganke/dtd"),
+    DatasetSpec("eurosat", "EuroSAT", "timm/eurosat-rgb", val="validation"),
+    DatasetSpec("resisc45", "RESISC45", "timm/resisc45", val="validation"),
+    DatasetSpec("cars", "StanfordCars", "tanganke/stanford_cars"),
+    DatasetSpec("fgvc", "FGVC", "Multimodal-Fatima/FGVC_Aircraft_train",
+                test_id="Multimodal-Fatima/FGVC_Aircraft_test"),
+    DatasetSpec("cifar100", "CIFAR100", "uoft-cs/cifar100", image_key="img", label_key="fine_label"),
+    DatasetSpec("digits04", "Digits 0-4", source="digits", hflip=False, classes=(0, 1, 2, 3, 4)),
+    DatasetSpec("digits59", "Digits 5-9", source="digits", hflip=False, classes=(5, 6, 7, 8, 9)),
+]}
+PAPER_DATASETS = ("pets", "cifar10", "dtd", "eurosat", "resisc45", "cars", "fgvc", "cifar100")
+
+
+class DataUnavailableError(RuntimeError):
+    """A dataset can be neither downloaded nor found locally."""
+
+
+@dataclass
+class Splits:
+    """Train / val / test `datasets.Dataset`s with normalised columns `image` and `label`."""
+
+    train: Any
+    val: Any
+    test: Any
+    num_classes: int
+    fingerprint: str
+
+
+def get_spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; choose from {', '.join(DATASETS)}.")
+    return DATASETS[name]
+
+
+# --- loading ------------------------------------------------------------------------------------------
+def offline_mode() -> bool:
+    """True when HF_HUB_OFFLINE or HF_DATASETS_OFFLINE asks for cached copies only."""
+    return any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE")
+               for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+@functools.lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def unavailable(spec: DatasetSpec, why: str) -> DataUnavailableError:
+    return DataUnavailableError(
+        f"Dataset {spec.name!r} ({spec.hub_id}) is not available: {why}. Download it where the Hub is "
+        f"reachable and pass --data-dir DIR ({DATA_DIR_HELP}; DIR may also hold one such folder per dataset "
+        f"name, e.g. DIR/{spec.name}).")
+
+
+def _local_folder(data_dir: str | os.PathLike, spec: DatasetSpec) -> Path:
+    root = Path(data_dir)
+    return root / spec.name if (root / spec.name).is_dir() else root
+
+
+def _load_local(folder: Path) -> Any:
+    import datasets
+
+    if (folder / "dataset_dict.json").is_file():
+        return datasets.load_from_disk(str(folder))
+    if not any(p.is_dir() for p in folder.iterdir()):
+        raise ValueError(f"{folder} holds no class folders; expected {DATA_DIR_HELP}.")
+    return datasets.load_dataset("imagefolder", data_dir=str(folder))
+
+
+def _load_hub(spec: DatasetSpec) -> dict[str, Any]:
+    import datasets
+
+    if not offline_mode() and not hub_reachable():
+        raise unavailable(spec, "the Hugging Face Hub cannot be reached (no network) and no --data-dir was given")
+    try:
+        loaded = dict(datasets.load_dataset(spec.hub_id, revision=spec.revision))
+        if spec.test_id:
+            loaded[spec.test] = datasets.load_dataset(spec.test_id, revision=spec.revision, split=spec.test)
+    except (ConnectionError, OSError) as err:  # offline mode without a cached copy, network failures
+        why = "HF_HUB_OFFLINE is set and there is no cached copy" if offline_mode() else type(err).__name__
+        raise unavailable(spec, why) from None
+    return loaded
+
+
+def _digits(spec: DatasetSpec) -> dict[str, Any]:
+    """sklearn's 8x8 digits of `spec.classes`, upsampled to RGB uint8 images and split stratified."""
+    import datasets
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    keep = np.isin(digits.target, spec.classes)
+    images = (digits.images[keep] * (255 / 16)).round().astype(np.uint8)
+    images = np.repeat(np.repeat(images, spec.upsample, axis=1), spec.upsample, axis=2)[..., None].repeat(3, axis=-1)
+    labels = np.searchsorted(np.array(spec.classes), digits.target[keep])
+    features = datasets.Features({"image": datasets.Image(),
+                                  "label": datasets.ClassLabel(names=[str(c) for c in spec.classes])})
+    idx_train, idx_test = train_test_split(np.arange(len(labels)), test_size=spec.test_fraction,
+                                           stratify=labels, random_state=SPLIT_SEED)
+    return {split: datasets.Dataset.from_dict({"image": list(images[idx]), "label": labels[idx].tolist()},
+                                              features=features)
+            for split, idx in (("train", idx_train), ("test", idx_test))}
+
+
+def _normalise_columns(ds: Any, spec: DatasetSpec) -> Any:
+    """Rename the spec's image / label columns to `image` / `label` (local copies may already use those)."""
+    for key, std in ((spec.image_key, "image"), (spec.label_key, "label")):
+        if std not in ds.column_names and key in ds.column_names:
+            ds = ds.rename_column(key, std)
+    missing = {"image", "label"} - set(ds.column_names)
+    if missing:
+        raise ValueError(f"Dataset {spec.name!r} has columns {ds.column_names}; expected {spec.image_key!r} "
+                         f"and {spec.label_key!r} (or image / label).")
+    return ds.select_columns(["image", "label"])
+
+
+def holdout(train: Any, fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED) -> tuple[Any, Any]:
+    """Split `fraction` of `train` off as validation with a fixed seed."""
+    parts = train.train_test_split(test_size=fraction, seed=seed)
+    return parts["train"], parts["test"]
+
+
+def _pick(loaded: dict[str, Any], names: tuple[str | None, ...], spec: DatasetSpec, role: str) -> Any:
+    for name in names:
+        if name and name in loaded:
+            return loaded[name]
+    if role == "val":
+        return None
+    raise ValueError(f"Dataset {spec.name!r} has splits {sorted(loaded)}; no {role} split "
+                     f"(looked for {[n for n in names if n]}).")
+
+
+def load_splits(name: str, data_dir: str | os.PathLike | None = None) -> Splits:
+    """Train / val / test of dataset `name` by its registry rule, from `data_dir` when given, else the source."""
+    spec = get_spec(name)
+    if spec.source == "digits":
+        loaded = _digits(spec)
+    elif data_dir is not None:
+        loaded = dict(_load_local(_local_folder(data_dir, spec)))
+    else:
+        loaded = _load_hub(spec)
+    train = _normalise_columns(_pick(loaded, (spec.train,), spec, "train"), spec)
+    test = _normalise_columns(_pick(loaded, (spec.test,), spec, "test"), spec)
+    val = _pick(loaded, (spec.val, "validation", "val"), spec, "val")
+    if val is None:
+        train, val = holdout(train)
+    else:
+        val = _normalise_columns(val, spec)
+    label = train.features["label"]
+    num_classes = getattr(label, "num_classes", None) or int(max(train["label"])) + 1
+    return Splits(train, val, test, num_classes, train._fingerprint)
+
+
+# --- transforms -----------------------------------------------------------------------------------------
+_INTERPOLATION = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
+
+
+def build_transform(data_config: dict[str, Any], train: bool, hflip: bool = True,
+                    crop_scale: tuple[float, float] = (0.08, 1.0)) -> A.Compose:
+    """albumentations pipeline from a timm data config: random resized crop (+ flip) for training,
+    resize to size / crop_pct and center crop for evaluation; then normalise and make a CHW tensor."""
+    _, height, width = data_config["input_size"]
+    interpolation = _INTERPOLATION.get(data_config.get("interpolation", "bilinear"), cv2.INTER_LINEAR)
+    if train:
+        steps = [A.RandomResizedCrop(size=(height, width), scale=tuple(crop_scale), interpolation=interpolation)]
+        steps += [A.HorizontalFlip(p=0.5)] if hflip else []
+    else:
+        resize = int(min(height, width) / data_config.get("crop_pct", 1.0))
+        steps = [A.SmallestMaxSize(max_size=resize, interpolation=interpolation),
+                 A.CenterCrop(height=height, width=width)]
+    steps += [A.Normalize(mean=data_config["mean"], std=data_config["std"], max_pixel_value=255.0),
+              A.ToTensorV2()]
+    return A.Compose(steps)
+
+
+class ImageDataset(Dataset):
+    """A `datasets.Dataset` with `image` / `label` columns, decoded to RGB and transformed per item."""
+
+    def __init__(self, data: Any, transform: A.Compose) -> None:
+        self.data = data
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        row = self.data[int(index)]
+        image = np.asarray(row["image"].convert("RGB"))
+        return self.transform(image=image)["image"], int(row["label"])
