@@ -275,3 +275,43 @@ def test_text_tab_compares_text_classifiers(client, root):
     assert text.startswith(("**Agree:**", "**Disagree:**"))
     empty = client.predict(*args, "   ", api_name="/compare_texts")
     assert empty == ("⚠️ Enter a text to classify.", None, "", None, "", "")
+
+
+# --- a real browser -----------------------------------------------------------------------------------
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium and chromium-driver packages")
+def test_headless_chromium_uploads_an_image_and_sees_both_panels(server, tmp_path):
+    """Upload, press Compare, wait for both result panels; the screenshot goes to $DEMO_SCREENSHOT if set."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,1400"):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        browser.get(server)
+        wait = WebDriverWait(browser, 60)
+        text = lambda elem_id: browser.find_element(By.ID, elem_id).text  # noqa: E731
+        wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#image-upload input[type=file]")).send_keys(
+            str(EXAMPLES / "digit_7.png"))
+        wait.until(lambda b: "digit_7" in text("image-upload"))  # the uploaded file is listed
+        browser.find_element(By.ID, "image-compare").click()
+        wait.until(lambda b: "latency" in text("image-neat-stats") and "latency" in text("image-lora-stats"))
+        for method in ("neat", "lora"):
+            assert re.match(r"^(NEAT|LoRA) · latency \d+\.\d ms \(batch 1, CPU\) · 1,781 trainable parameters",
+                            text(f"image-{method}-stats"))
+            wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, f"#image-{method}-panel svg, "
+                                                                  f"#image-{method}-panel canvas"))
+        assert text("image-verdict").startswith(("Agree:", "Disagree:"))
+        shot = Path(os.environ.get("DEMO_SCREENSHOT") or tmp_path / "demo.png")
+        assert browser.save_screenshot(str(shot)) and Image.open(shot).size[0] >= 1000
+    finally:
+        browser.quit()
