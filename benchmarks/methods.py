@@ -4,6 +4,7 @@
 NEAT through `neat_vision.patch` (q and v slices of attn.qkv by default), the baselines through PEFT.
 PEFT cannot adapt only the q and v rows of timm's fused `attn.qkv`, so the PEFT baselines adapt `attn.qkv`
 whole; their parameter counts in the results reflect that. The classifier head always trains.
+The GLUE suite's methods on transformers models (text_methods.py) reuse these builders.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from torch import nn
 
 import neat_core
+import neat_text
 import neat_vision
 
 PEFT_TARGETS = ["attn.qkv"]  # dotted suffix: every block's fused q/k/v projection
@@ -25,6 +27,7 @@ class MethodOptions:
     """Hyper-parameters of the methods (defaults: the paper's settings)."""
 
     preset: str = "qv"            # neat: which layers (neat_vision presets)
+    targets: tuple[str, ...] = () # layers to adapt instead (neat: replaces the preset; PEFT: replaces attn.qkv)
     rank: int = 7                 # neat and peanut
     depth: int = 2                # neat and peanut, counted as the paper does (2 = A, B)
     activation: str = "relu"      # neat and peanut
@@ -37,9 +40,24 @@ class MethodOptions:
     vera_r: int = 256             # vera
 
 
+def _front_end(model: nn.Module):
+    """neat_text for transformers models (they have config.model_type), else neat_vision (timm)."""
+    return neat_text if neat_text.model_type(model) is not None else neat_vision
+
+
+def head_names(model: nn.Module) -> list[str]:
+    """The classifier head modules (transformers `classifier` / `score`, timm `get_classifier()`)."""
+    return _front_end(model).head_names(model)
+
+
 def _neat(model: nn.Module, opts: MethodOptions) -> nn.Module:
-    return neat_vision.patch(model, preset=opts.preset, rank=opts.rank, depth=opts.depth,
-                             activation=opts.activation, scale=opts.scale)
+    where = {"targets": list(opts.targets)} if opts.targets else {"preset": opts.preset}
+    return _front_end(model).patch(model, rank=opts.rank, depth=opts.depth, activation=opts.activation,
+                                   scale=opts.scale, **where)
+
+
+def _peft_targets(opts: MethodOptions) -> list[str]:
+    return list(opts.targets) or PEFT_TARGETS
 
 
 def _peft(make_config: Callable[[MethodOptions, list[str]], object]) -> Callable[[nn.Module, MethodOptions], nn.Module]:
@@ -47,7 +65,7 @@ def _peft(make_config: Callable[[MethodOptions, list[str]], object]) -> Callable
     def build(model: nn.Module, opts: MethodOptions) -> nn.Module:
         from peft import get_peft_model
 
-        return get_peft_model(model, make_config(opts, neat_vision.head_names(model)))
+        return get_peft_model(model, make_config(opts, head_names(model)))
     return build
 
 
@@ -55,7 +73,7 @@ def _lora_config(opts: MethodOptions, heads: list[str], dora: bool = False):
     from peft import LoraConfig
 
     return LoraConfig(r=opts.lora_r, lora_alpha=opts.lora_alpha, lora_dropout=opts.lora_dropout,
-                      target_modules=PEFT_TARGETS, modules_to_save=heads, use_dora=dora)
+                      target_modules=_peft_targets(opts), modules_to_save=heads, use_dora=dora)
 
 
 def _dora_config(opts: MethodOptions, heads: list[str]):
@@ -66,7 +84,7 @@ def _fourierft_config(opts: MethodOptions, heads: list[str]):
     from peft import FourierFTConfig
 
     return FourierFTConfig(n_frequency=opts.n_frequency, scaling=opts.fourier_scaling,
-                           target_modules=PEFT_TARGETS, modules_to_save=heads)
+                           target_modules=_peft_targets(opts), modules_to_save=heads)
 
 
 def _peanut_config(opts: MethodOptions, heads: list[str]):
@@ -78,18 +96,18 @@ def _peanut_config(opts: MethodOptions, heads: list[str]):
                          f"{', '.join(sorted(ACT2FN))}.")
     # PEFT counts encoder/decoder pairs; our depth counts weight matrices (2 = A, B).
     return PeanutConfig(r=opts.rank, depth=(opts.depth - 2) // 2, act_fn=opts.activation, scaling=opts.scale,
-                        target_modules=PEFT_TARGETS, modules_to_save=heads)
+                        target_modules=_peft_targets(opts), modules_to_save=heads)
 
 
 def _vera_config(opts: MethodOptions, heads: list[str]):
     from peft import VeraConfig
 
-    return VeraConfig(r=opts.vera_r, target_modules=PEFT_TARGETS, modules_to_save=heads)
+    return VeraConfig(r=opts.vera_r, target_modules=_peft_targets(opts), modules_to_save=heads)
 
 
 def _head(model: nn.Module, opts: MethodOptions) -> nn.Module:
     model.requires_grad_(False)
-    for name in neat_vision.head_names(model):
+    for name in head_names(model):
         model.get_submodule(name).requires_grad_(True)
     return model
 
@@ -116,17 +134,22 @@ DESCRIPTIONS = {
 }
 
 
-def check_methods(names: list[str]) -> list[str]:
-    unknown = [n for n in names if n not in METHODS]
+Registry = dict[str, Callable[[nn.Module, MethodOptions], nn.Module]]
+
+
+def check_methods(names: list[str], registry: Registry = METHODS) -> list[str]:
+    unknown = [n for n in names if n not in registry]
     if unknown:
-        raise ValueError(f"Unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}.")
+        raise ValueError(f"Unknown method(s) {', '.join(unknown)}; choose from {', '.join(registry)}.")
     return names
 
 
-def build(name: str, model: nn.Module, options: MethodOptions = MethodOptions()) -> nn.Module:
-    """The model to train for method `name`: only the method's parameters and the head need gradients."""
-    check_methods([name])
-    return METHODS[name](model, options)
+def build(name: str, model: nn.Module, options: MethodOptions = MethodOptions(), registry: Registry = METHODS
+          ) -> nn.Module:
+    """The model to train for method `name` of `registry`: only the method's parameters and the head need
+    gradients."""
+    check_methods([name], registry)
+    return registry[name](model, options)
 
 
 def is_head_parameter(name: str, heads: list[str]) -> bool:
@@ -146,9 +169,9 @@ def parameter_counts(model: nn.Module, heads: list[str]) -> dict[str, int]:
 def save_adapter(name: str, model: nn.Module, path: str | Path) -> Path:
     """Write the trained adapter and head: NEAT with neat_core.save_adapter, PEFT with save_pretrained."""
     path = Path(path)
-    if name == "neat":
+    if neat_core.adapter_configs(model):
         return neat_core.save_adapter(model, path)
     if hasattr(model, "save_pretrained") and hasattr(model, "peft_config"):
         model.save_pretrained(str(path))
         return path
-    raise ValueError(f"Method {name!r} has no adapter to save (it trains {DESCRIPTIONS[name]}).")
+    raise ValueError(f"Method {name!r} has no adapter to save (it trains {DESCRIPTIONS.get(name, name)}).")

@@ -43,14 +43,15 @@ def create_model(source: ModelSource, num_classes: int) -> nn.Module:
         raise ModelUnavailableError(f"--model-path {path} does not exist.")
     if path is None and not offline_mode() and not hub_reachable():
         raise _unavailable(source, "the Hugging Face Hub cannot be reached (no network)")
+    kwargs = {**source.args, "num_classes": 0}  # no head: timm then drops the checkpoint's classifier
     try:
         if path is not None and path.is_dir():
-            model = timm.create_model(f"local-dir:{path}", pretrained=True, **source.args)
+            model = timm.create_model(f"local-dir:{path}", pretrained=True, **kwargs)
         elif path is not None:
             model = timm.create_model(source.name, pretrained=True, pretrained_cfg_overlay={"file": str(path)},
-                                      **source.args)
+                                      **kwargs)
         else:
-            model = timm.create_model(source.name, pretrained=True, **source.args)
+            model = timm.create_model(source.name, pretrained=True, **kwargs)
     except (OSError, ValueError) as err:  # offline without a cached copy, unreadable files
         raise _unavailable(source, f"{type(err).__name__}: {err}") from None
     model.reset_classifier(num_classes)

@@ -1,14 +1,18 @@
 """The one training / evaluation loop of the benchmarks (single process or DDP through torchrun).
 
-AdamW with separate head and backbone learning rates, linear decay to zero, bf16 autocast on CUDA,
-gradient accumulation, DataLoader workers with pinned memory, a progress bar with loss and images/s.
+AdamW with separate head and backbone learning rates, linear warm-up then decay to zero, bf16 autocast on
+CUDA, gradient accumulation, DataLoader workers with pinned memory, a progress bar with loss and samples/s.
+Batches are (images, labels) by default; other data (GLUE's token dicts) passes its own loss and prediction
+functions, and `on_epoch_end` may evaluate after every epoch.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,18 +55,25 @@ def seed_everything(seed: int) -> None:
 
 
 def make_loader(dataset: Dataset, batch_size: int, train: bool, workers: int, seed: int, dist: Dist,
-                device: torch.device) -> DataLoader:
+                device: torch.device, collate_fn: Callable | None = None,
+                lengths: list[int] | None = None) -> DataLoader:
     """Training: shuffled (per rank with DistributedSampler), last partial batch dropped only when a full one
-    exists. Evaluation: this rank's shard, in order."""
+    exists; with `lengths` (one process), batches of similar lengths (transformers' LengthGroupedSampler).
+    Evaluation: this rank's shard, in order."""
     sampler = None
+    generator = torch.Generator().manual_seed(seed)
     if train and dist.world > 1:
         sampler = DistributedSampler(dataset, dist.world, dist.rank, shuffle=True, seed=seed)
+    elif train and lengths is not None:
+        from transformers.trainer_pt_utils import LengthGroupedSampler
+
+        sampler = LengthGroupedSampler(batch_size, lengths=lengths, generator=generator)
     elif not train and dist.world > 1:
         dataset = Subset(dataset, range(dist.rank, len(dataset), dist.world))
-    generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
                       num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0,
-                      drop_last=train and len(dataset) >= batch_size * dist.world, generator=generator)
+                      drop_last=train and len(dataset) >= batch_size * dist.world, generator=generator,
+                      collate_fn=collate_fn)
 
 
 def optimizer_for(model: nn.Module, heads: list[str], recipe: Recipe) -> torch.optim.AdamW:
@@ -74,65 +85,110 @@ def optimizer_for(model: nn.Module, heads: list[str], recipe: Recipe) -> torch.o
     return torch.optim.AdamW(groups, weight_decay=recipe.weight_decay)
 
 
-def _autocast(device: torch.device):
+def autocast(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
+def linear_schedule(optimizer: torch.optim.Optimizer, steps: int, warmup: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over the first `warmup` fraction of `steps`, then linear decay to zero."""
+    warm = int(warmup * steps)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: s / warm if s < warm else max(0.0, (steps - s) / max(1, steps - warm)))
+
+
+def image_loss(model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, int]:
+    """Cross-entropy of an (images, labels) batch, and its size."""
+    x, y = (t.to(device, non_blocking=True) for t in batch)
+    return F.cross_entropy(model(x), y), len(x)
+
+
+def image_predictions(model: nn.Module, batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predicted classes and labels of an (images, labels) batch."""
+    x, y = batch
+    return model(x.to(device, non_blocking=True)).argmax(-1), y
+
+
 def train(model: nn.Module, loader: DataLoader, recipe: Recipe, heads: list[str], device: torch.device,
-          dist: Dist = Dist(), progress: bool = True) -> dict[str, float]:
-    """Train for recipe.epochs; returns the last epoch's mean loss, images/s over all epochs and seconds."""
+          dist: Dist = Dist(), progress: bool = True, loss_fn: Callable = image_loss, unit: str = "images",
+          on_epoch_end: Callable[[int], None] | None = None, warmup: float = 0.0) -> dict[str, float]:
+    """Train for recipe.epochs (the first `warmup` fraction of the steps warming up), calling
+    `on_epoch_end(epoch)` after each; returns the last epoch's mean loss, `unit`/s over all epochs and the
+    training seconds (neither counts on_epoch_end's time)."""
     optimizer = optimizer_for(model, heads, recipe)
     steps = max(1, recipe.epochs * (len(loader) // recipe.grad_accum))
-    schedule = torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, 0.0, total_iters=steps)
-    model.train()
-    images, start, loss_mean = 0, time.perf_counter(), float("nan")
+    schedule = linear_schedule(optimizer, steps, warmup)
+    samples, seconds, loss_mean = 0, 0.0, float("nan")
     for epoch in range(recipe.epochs):
+        model.train()
         if isinstance(loader.sampler, DistributedSampler):
             loader.sampler.set_epoch(epoch)
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{recipe.epochs}", leave=False, disable=not (progress and dist.main))
-        total, count = 0.0, 0
-        for step, (x, y) in enumerate(bar):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with _autocast(device):
-                loss = F.cross_entropy(model(x), y)
+        total, count, start = 0.0, 0, time.perf_counter()
+        for step, batch in enumerate(bar):
+            with autocast(device):
+                loss, size = loss_fn(model, batch, device)
             (loss / recipe.grad_accum).backward()
             if (step + 1) % recipe.grad_accum == 0:
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 schedule.step()
-            images += len(x) * dist.world
+            samples += size * dist.world
             total, count = total + loss.item(), count + 1
-            bar.set_postfix(loss=f"{total / count:.3f}", img_s=f"{images / (time.perf_counter() - start):.0f}")
+            rate = samples / (seconds + time.perf_counter() - start)
+            bar.set_postfix({"loss": f"{total / count:.3f}", f"{unit}/s": f"{rate:.0f}"})
         loss_mean = total / max(count, 1)
-    _sync(device)
-    seconds = time.perf_counter() - start
-    return {"train_loss": loss_mean, "train_images_per_s": images / seconds, "train_seconds": seconds}
+        synchronize(device)
+        seconds += time.perf_counter() - start
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
+    return {"train_loss": loss_mean, f"train_{unit}_per_s": samples / seconds, "train_seconds": seconds}
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: DataLoader, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+def predict(model: nn.Module, loader: DataLoader, device: torch.device,
+            predict_fn: Callable = image_predictions) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions and labels of every batch (`predict_fn(model, batch, device)` -> (predictions, labels))."""
     model.eval()
     preds, labels = [], []
-    for x, y in loader:
-        with _autocast(device):
-            preds.append(model(x.to(device, non_blocking=True)).argmax(-1).cpu())
-        labels.append(y)
+    for batch in loader:
+        with autocast(device):
+            p, y = predict_fn(model, batch, device)
+        preds.append(p.float().cpu() if p.is_floating_point() else p.cpu())
+        labels.append(y.cpu())
     return torch.cat(preds).numpy(), torch.cat(labels).numpy()
 
 
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, dist: Dist = Dist()) -> float:
-    """Top-1 accuracy over the whole split (every rank evaluates its shard; all ranks get the same number)."""
-    preds, labels = predict(model, loader, device)
+def ranks_agree(model: nn.Module, accuracy: float, dist: Dist) -> bool:
+    """Whether every rank holds the same trainable weights and accuracy (always true in a world of one)."""
+    if dist.world == 1:
+        return True
+    with torch.no_grad():
+        checksum = sum(float(p.double().sum()) for p in model.parameters() if p.requires_grad)
+    views: list = [None] * dist.world
+    torch_dist.all_gather_object(views, (checksum, accuracy))
+    return all(v == views[0] for v in views)
+
+
+def gather_predictions(model: nn.Module, loader: DataLoader, device: torch.device, dist: Dist = Dist(),
+                       predict_fn: Callable = image_predictions) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions and labels of the whole split (every rank predicts its shard; all ranks get them all)."""
+    preds, labels = predict(model, loader, device, predict_fn)
     if dist.world > 1:
         shards: list = [None] * dist.world
         torch_dist.all_gather_object(shards, (preds, labels))
         preds = np.concatenate([s[0] for s in shards])
         labels = np.concatenate([s[1] for s in shards])
+    return preds, labels
+
+
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, dist: Dist = Dist()) -> float:
+    """Top-1 accuracy over the whole split (all ranks get the same number)."""
+    preds, labels = gather_predictions(model, loader, device, dist)
     return float(accuracy_score(labels, preds))
 
 

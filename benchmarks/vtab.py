@@ -30,7 +30,7 @@ from .recipes import METHOD_LR, SUITES, Recipe, recipe_for
 from .report import markdown_table, write_report
 from .results import adapter_dir, load_results, read_result, result_path, versions, write_json_atomic
 from .smoke import DEFAULT_CACHE, pretrained_backbone
-from .train import Dist, evaluate, init_distributed, seed_everything, split_loaders, train
+from .train import Dist, evaluate, init_distributed, ranks_agree, seed_everything, split_loaders, train
 
 RECIPE_FLAGS = {"epochs": int, "batch_size": int, "grad_accum": int, "lr": float, "head_lr": float,
                 "weight_decay": float}
@@ -57,7 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="smoke suite: where the pre-trained ViT is cached")
     p.add_argument("--pretrain-epochs", type=int, help="smoke suite: epochs of pre-training on digits 0-4")
     for f in fields(M.MethodOptions):
-        p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), help=f"method option (default {f.default})")
+        kind = (lambda text: tuple(_names(text))) if isinstance(f.default, tuple) else type(f.default)
+        p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, help=f"method option (default {f.default})")
     for name, kind in RECIPE_FLAGS.items():
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, help="recipe override (default: recipe table)")
     p.add_argument("--workers", type=int, help="DataLoader workers per process (default: the suite's)")
@@ -136,6 +137,7 @@ def run_job(args: argparse.Namespace, method: str, dataset: str, seed: int, spli
     result = {
         "method": method, "dataset": dataset, "seed": seed, "accuracy": test_acc, "val_accuracy": val_acc,
         **counts, **stats, "wall_seconds": time.perf_counter() - start,
+        "ranks_agree": ranks_agree(model, test_acc, dist),
         "config": {"suite": args.suite, "recipe": asdict(plan), "method_options": asdict(options),
                    "method": M.DESCRIPTIONS[method], **source.describe(), "data_config": preprocessing,
                    "data": {**asdict(get_spec(dataset)), "data_dir": args.data_dir, "fingerprint": splits.fingerprint,

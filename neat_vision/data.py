@@ -146,6 +146,7 @@ def _load_hub(spec: DatasetSpec) -> dict[str, Any]:
     return loaded
 
 
+@functools.lru_cache(maxsize=4)
 def _digits(spec: DatasetSpec) -> dict[str, Any]:
     """sklearn's 8x8 digits of `spec.classes`, upsampled to RGB uint8 images and split stratified."""
     import datasets

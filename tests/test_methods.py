@@ -1,0 +1,106 @@
+"""benchmarks.methods: every method builds on a tiny timm ViT with the expected trainable parameters."""
+
+import pytest
+import timm
+import torch
+
+import neat_core
+import neat_vision
+from benchmarks import methods as M
+
+DIM, DEPTH, CLASSES, RANK = 64, 2, 3, 7
+HEAD = DIM * CLASSES + CLASSES
+
+
+def tiny():
+    torch.manual_seed(0)
+    return timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, depth=DEPTH,
+                             embed_dim=DIM, num_heads=2, num_classes=CLASSES)
+
+
+def full_count():
+    return sum(p.numel() for p in tiny().parameters())
+
+
+# Trainable parameters outside the head, per method, on DEPTH blocks whose attn.qkv is DIM -> 3*DIM.
+EXPECTED = {
+    "neat": DEPTH * 2 * (DIM * RANK + RANK * DIM),               # q and v slices: A (D x r) and B (r x D) each
+    "lora": DEPTH * 16 * (DIM + 3 * DIM),                        # r=16: A (r x in) + B (out x r), qkv whole
+    "dora": DEPTH * (16 * (DIM + 3 * DIM) + 3 * DIM),            # LoRA + a magnitude per output row
+    "fourierft": DEPTH * 3000,                                   # n_frequency spectral coefficients per layer
+    "peanut": DEPTH * (3 * DIM * RANK + RANK * 3 * DIM),         # PEFT's NEAT on qkv whole (reads rows of out=3D)
+    "vera": DEPTH * (3 * DIM + 256),                             # lambda_b (out) + lambda_d (r=256)
+    "head": 0,
+}
+
+
+@pytest.mark.parametrize("name", list(M.METHODS))
+def test_every_method_builds_with_expected_trainable_parameters(name):
+    model = tiny()
+    heads = neat_vision.head_names(model)
+    built = M.build(name, model, M.MethodOptions(rank=RANK))
+    counts = M.parameter_counts(built, heads)
+    expected = full_count() - HEAD if name == "full" else EXPECTED[name]
+    assert counts == {"trainable_params": expected + HEAD, "head_params": HEAD, "method_params": expected}
+    assert neat_core.trainable_parameters(built) == expected + HEAD
+    out = built(torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, CLASSES)
+    out.sum().backward()  # gradients reach what trains
+    assert all(p.grad is not None for p in built.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("name", ["lora", "fourierft", "peanut"])
+def test_peft_baselines_freeze_the_base_qkv_weight(name):
+    built = M.build(name, tiny(), M.MethodOptions(rank=RANK))
+    frozen = [n for n, p in built.named_parameters() if n.endswith("attn.qkv.base_layer.weight")]
+    assert len(frozen) == DEPTH
+    assert not any(p.requires_grad for n, p in built.named_parameters() if n in frozen)
+
+
+def test_neat_depth_and_targets_pass_through():
+    built = M.build("neat", tiny(), M.MethodOptions(rank=4, depth=4, preset="all_linear"))
+    config = neat_core.adapter_configs(built)["default"]
+    assert (config.rank, config.depth) == (4, 4)
+    assert config.targets == ["attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"]
+    built = M.build("lora", tiny(), M.MethodOptions(targets=("attn.proj",), lora_r=2, lora_alpha=2))
+    assert M.parameter_counts(built, ["head"])["method_params"] == DEPTH * 2 * (DIM + DIM)
+
+
+def test_peanut_depth_counts_pairs_and_rejects_unknown_activation():
+    built = M.build("peanut", tiny(), M.MethodOptions(rank=RANK, depth=4))  # our depth 4 = PEFT depth 1
+    assert M.parameter_counts(built, ["head"])["method_params"] == EXPECTED["peanut"] + DEPTH * 2 * RANK * RANK
+    with pytest.raises(ValueError, match="PEFT's peanut has no activation 'sin'"):
+        M.build("peanut", tiny(), M.MethodOptions(activation="sin"))
+
+
+def test_unknown_method_lists_the_valid_ones():
+    with pytest.raises(ValueError) as err:
+        M.build("adapterx", tiny())
+    assert str(err.value) == ("Unknown method(s) adapterx; choose from neat, lora, dora, fourierft, peanut, vera, "
+                              "head, full.")
+
+
+def test_head_parameters_are_found_inside_peft_wrappers():
+    assert M.is_head_parameter("base_model.model.head.modules_to_save.default.weight", ["head"])
+    assert M.is_head_parameter("head.weight", ["head"])
+    assert not M.is_head_parameter("blocks.0.attn.qkv.weight", ["head"])
+    assert not M.is_head_parameter("heads_extra.weight", ["head"])
+
+
+def test_saved_adapters_restore_the_trained_model(tmp_path):
+    x = torch.randn(2, 3, 32, 32)
+    neat = M.build("neat", tiny(), M.MethodOptions(rank=RANK))
+    with torch.no_grad():
+        for p in neat.parameters():
+            if p.requires_grad:
+                p.add_(0.05)
+    M.save_adapter("neat", neat, tmp_path / "neat")
+    restored = neat_core.load_adapter(tiny(), tmp_path / "neat")
+    torch.testing.assert_close(restored.eval()(x), neat.eval()(x))
+
+    lora = M.build("lora", tiny())
+    M.save_adapter("lora", lora, tmp_path / "lora")
+    assert {p.name for p in (tmp_path / "lora").iterdir()} == {"adapter_config.json", "adapter_model.safetensors",
+                                                               "README.md"}
+    with pytest.raises(ValueError, match="Method 'head' has no adapter to save"):
+        M.save_adapter("head", M.build("head", tiny()), tmp_path / "head")

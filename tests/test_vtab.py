@@ -1,0 +1,218 @@
+"""benchmarks.vtab end to end on tiny generated data, plus neat_vision.data's split rules and transforms."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+from PIL import Image
+from timm.models import save_for_hf
+
+from benchmarks import vtab
+from benchmarks.models import ModelSource, create_model
+from neat_vision.data import build_transform, holdout, load_splits
+
+ROOT = Path(__file__).resolve().parents[1]
+COLOURS = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
+TINY_VIT = dict(img_size=32, patch_size=8, depth=2, embed_dim=64, num_heads=2)
+
+
+def write_image_folder(root: Path, splits: dict[str, int]) -> Path:
+    """root/<split>/<colour>/<i>.png: noisy images of one colour per class."""
+    rng = np.random.default_rng(0)
+    for split, per_class in splits.items():
+        for name, rgb in COLOURS.items():
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                pixels = np.clip(np.array(rgb) + rng.normal(0, 25, (20, 20, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(root / split / name / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory) -> Path:
+    return write_image_folder(tmp_path_factory.mktemp("data"), {"train": 10, "test": 4})
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A local timm checkpoint folder (config.json + model.safetensors) of a tiny random ViT."""
+    torch.manual_seed(0)
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=7, **TINY_VIT)
+    folder = tmp_path_factory.mktemp("ckpt")
+    save_for_hf(model, str(folder), safe_serialization=True)
+    return folder
+
+
+def cli(*args: str, env: dict | None = None, module: tuple[str, ...] = ("-m", "benchmarks.vtab")):
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run([sys.executable, *module, *args], cwd=ROOT, env=full_env, capture_output=True,
+                          text=True, timeout=300)
+
+
+# --- split rules and transforms -------------------------------------------------------------------------
+def test_split_rules_hold_out_ten_percent_of_train_with_a_fixed_seed(image_folder):
+    splits = load_splits("pets", image_folder)  # pets has no validation split
+    assert (len(splits.train), len(splits.val), len(splits.test), splits.num_classes) == (27, 3, 12, 3)
+    again = load_splits("pets", image_folder)
+    assert [np.asarray(im).sum() for im in again.val["image"]] == [np.asarray(im).sum() for im in splits.val["image"]]
+    train, val = holdout(splits.test, fraction=0.25, seed=1)
+    assert (len(train), len(val)) == (9, 3)
+
+
+def test_an_existing_validation_split_is_used(tmp_path):
+    root = write_image_folder(tmp_path, {"train": 4, "val": 2, "test": 1})
+    splits = load_splits("eurosat", root)  # eurosat's rule: use the validation split
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (12, 6, 3)
+
+
+def test_save_to_disk_folder_per_dataset_name_with_the_hub_column_names(tmp_path):
+    import datasets
+
+    image = Image.fromarray(np.zeros((8, 8, 3), np.uint8))
+    features = datasets.Features({"img": datasets.Image(), "fine_label": datasets.ClassLabel(num_classes=4)})
+    part = {"img": [image] * 4, "fine_label": [0, 1, 2, 3]}
+    datasets.DatasetDict({s: datasets.Dataset.from_dict(part, features=features) for s in ("train", "test")}
+                         ).save_to_disk(str(tmp_path / "cifar100"))
+    splits = load_splits("cifar100", tmp_path)  # --data-dir holding one folder per dataset name
+    assert splits.train.column_names == ["image", "label"]
+    assert (len(splits.train), len(splits.val), len(splits.test), splits.num_classes) == (3, 1, 4, 4)
+
+
+def test_digits_splits_are_stratified_and_relabelled():
+    splits = load_splits("digits59")
+    assert (len(splits.train), len(splits.val), len(splits.test), splits.num_classes) == (564, 63, 269, 5)
+    assert np.bincount(splits.test["label"]).tolist() == [55, 54, 54, 52, 54]
+    assert splits.test[0]["image"].size == (16, 16)
+
+
+def test_transforms_follow_the_timm_data_config():
+    config = {"input_size": (3, 32, 32), "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "crop_pct": 0.9,
+              "interpolation": "bicubic"}
+    image = np.full((50, 40, 3), 255, np.uint8)
+    image[:, :20] = 0
+    evaluated = build_transform(config, train=False)(image=image)["image"]
+    assert evaluated.shape == (3, 32, 32) and evaluated.dtype == torch.float32
+    assert evaluated.min().item() == -1.0 and evaluated.max().item() == 1.0  # (x/255 - 0.5) / 0.5
+    torch.testing.assert_close(build_transform(config, train=False)(image=image)["image"], evaluated)
+    trained = build_transform(config, train=True, hflip=False, crop_scale=(1.0, 1.0))(image=image)["image"]
+    assert trained.shape == (3, 32, 32)
+
+
+def test_model_path_accepts_a_safetensors_file_and_the_head_is_fresh(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=7, **TINY_VIT)
+    save_file(model.state_dict(), tmp_path / "vit.safetensors")
+    loaded = create_model(ModelSource("vit_tiny_patch16_224", str(tmp_path / "vit.safetensors"), TINY_VIT), 4)
+    assert loaded.head.out_features == 4
+    torch.testing.assert_close(loaded.blocks[1].attn.qkv.weight, model.blocks[1].attn.qkv.weight)
+
+
+# --- command line -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("flag, value, message", [
+    ("--method", "neat,adapterx", "Unknown method(s) adapterx; choose from neat, lora, dora, fourierft, peanut, "
+                                  "vera, head, full."),
+    ("--dataset", "mnist", "Unknown dataset 'mnist'; choose from pets, cifar10, dtd, eurosat, resisc45, cars, "
+                           "fgvc, cifar100, digits04, digits59."),
+    ("--preset", "everything", "Unknown preset 'everything'; choose from qv, qv_mlp, all_linear."),
+])
+def test_bad_names_are_rejected_with_the_valid_ones(capsys, flag, value, message):
+    with pytest.raises(SystemExit) as exit_info:
+        vtab.main([flag, value])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().endswith(f"error: {message}")
+
+
+def test_no_network_and_no_local_data_stops_with_one_message(tmp_path):
+    done = cli("--dataset", "cifar10", "--method", "head", "--out", str(tmp_path / "out"),
+               env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: Dataset 'cifar10' (uoft-cs/cifar10) is not available: HF_HUB_OFFLINE is set and there is no "
+        "cached copy. Download it where the Hub is reachable and pass --data-dir DIR (an ImageFolder tree "
+        "(train/, test/, optional val/) or a datasets.save_to_disk folder; DIR may also hold one such folder "
+        "per dataset name, e.g. DIR/cifar10).")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_end_to_end_on_local_data_and_a_local_checkpoint(tmp_path, image_folder, checkpoint):
+    out = tmp_path / "out"
+    done = cli("--dataset", "pets", "--method", "neat,lora", "--data-dir", str(image_folder), "--model-path",
+               str(checkpoint), "--epochs", "2", "--batch-size", "8", "--workers", "1", "--device", "cpu",
+               "--save-adapters", "neat", "--out", str(out), "--no-progress", env={"HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr
+    neat = json.loads((out / "runs" / "neat_pets_seed0.json").read_text())
+    assert (neat["method"], neat["dataset"], neat["seed"]) == ("neat", "pets", 0)
+    assert neat["method_params"] == 2 * 2 * (64 * 7 + 7 * 64) and neat["head_params"] == 64 * 3 + 3
+    assert 0.0 <= neat["accuracy"] <= 1.0 and neat["train_images_per_s"] > 0
+    assert neat["config"]["recipe"] == {"head_lr": 5e-3, "lr": 5e-3, "weight_decay": 8e-4, "epochs": 2,
+                                        "batch_size": 8, "grad_accum": 1, "crop_scale": [0.08, 1.0]}
+    assert neat["config"]["data"]["sizes"] == [27, 3, 12]
+    assert neat["config"]["data_config"]["input_size"] == [3, 32, 32]
+    assert neat["device"]["type"] == "cpu" and "torch" in neat["versions"]
+    lora = json.loads((out / "runs" / "lora_pets_seed0.json").read_text())
+    assert lora["method_params"] == 2 * 16 * (64 + 3 * 64)
+    assert "adapter_path" not in lora
+    assert {p.name for p in Path(neat["adapter_path"]).iterdir()} == {"adapter_config.json",
+                                                                        "adapter_model.safetensors"}
+    table = (out / "report.md").read_text()
+    assert "| Method | Params | OxfordPets | Avg. |" in table
+    assert f"| neat | 3.6K | {100 * neat['accuracy']:.1f} |" in table
+    assert (out / "accuracy_vs_params.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "neat on pets seed 0: test accuracy" in done.stdout
+
+
+def test_resume_skips_finished_runs_after_an_interruption(tmp_path, monkeypatch):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    args = ["--suite", "smoke", "--method", "neat,head", "--epochs", "1", "--pretrain-epochs", "1",
+            "--cache-dir", str(cache), "--out", str(out), "--no-progress"]
+    real, calls = vtab.run_job, []
+
+    def killed_after_one(*a, **kw):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(a[1])
+        return real(*a, **kw)
+
+    monkeypatch.setattr(vtab, "run_job", killed_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        vtab.main(args)
+    finished = out / "runs" / "neat_digits59_seed0.json"
+    assert [p.name for p in (out / "runs").iterdir()] == [finished.name]  # no temp file left behind
+    before = (finished.read_bytes(), finished.stat().st_mtime_ns)
+    weights = next(cache.glob("smoke-digits04-*/model.safetensors"))
+    weights_time = weights.stat().st_mtime_ns
+    assert (out / "adapters" / "neat_digits59_seed0" / "adapter_model.safetensors").is_file()
+
+    rerun = []
+    monkeypatch.setattr(vtab, "run_job", lambda *a, **kw: rerun.append(a[1]) or real(*a, **kw))
+    assert vtab.main(args) == 0
+    assert rerun == ["head"]
+    assert (finished.read_bytes(), finished.stat().st_mtime_ns) == before
+    assert weights.stat().st_mtime_ns == weights_time  # the cached pre-trained ViT was reused
+    table = (out / "report.md").read_text()
+    assert "| neat |" in table and "| head | 0 |" in table
+
+    rerun.clear()
+    assert vtab.main(args) == 0 and rerun == []  # everything finished: nothing recomputed
+
+
+def test_ddp_on_two_cpu_processes_writes_one_result(tmp_path, image_folder, checkpoint):
+    out = tmp_path / "out"
+    done = cli("--dataset", "pets", "--method", "neat", "--data-dir", str(image_folder), "--model-path",
+               str(checkpoint), "--epochs", "1", "--batch-size", "8", "--workers", "0", "--device", "cpu",
+               "--out", str(out), "--no-progress", env={"HF_HUB_OFFLINE": "1"},
+               module=("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+                       "benchmarks.vtab"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [p.name for p in (out / "runs").iterdir()] == ["neat_pets_seed0.json"]
+    result = json.loads((out / "runs" / "neat_pets_seed0.json").read_text())
+    assert result["device"]["world_size"] == 2 and result["ranks_agree"] is True
+    assert done.stdout.count("neat on pets seed 0: test accuracy") == 1  # only rank 0 reports
