@@ -45,13 +45,18 @@ def write_json_atomic(path: str | os.PathLike, data: dict[str, Any]) -> Path:
     return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def score_of(result: dict[str, Any]) -> float:
+    """The number a result is reported by: its "score" (GLUE: the task's metric), else its "accuracy"."""
+    return result["score"] if "score" in result else result["accuracy"]
+
+
 def read_result(path: str | os.PathLike) -> dict[str, Any] | None:
     """The result in `path`, or None when it is missing or unreadable (then the run is redone)."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    return data if isinstance(data, dict) and "accuracy" in data else None
+    return data if isinstance(data, dict) and ("score" in data or "accuracy" in data) else None
 
 
 def load_results(out: str | os.PathLike) -> list[dict[str, Any]]:
@@ -70,10 +75,9 @@ def versions() -> dict[str, str]:
 
     found = {"python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__,
              "neat_peft": neat_core.__version__}
-    try:
-        import peft
-
-        found["peft"] = peft.__version__
-    except ImportError:
-        pass
+    for optional in ("peft", "transformers", "datasets"):
+        try:
+            found[optional] = __import__(optional).__version__
+        except ImportError:
+            pass
     return found
