@@ -22,7 +22,7 @@ test: install
 	$(BIN)/python -m pytest
 
 bench: install
-	$(BIN)/python -m neat_vision.example
+	$(BIN)/python -m benchmarks.vtab --suite smoke
 
 clean:
 	rm -rf $(VENV) build *.egg-info
