@@ -121,6 +121,12 @@ def read_results(results: str | os.PathLike | dict | list | None) -> list[dict[s
     return found
 
 
+def _title(result: dict[str, Any]) -> str:
+    """A result's dataset name for people: benchmarks.vtab's config.data.title, else its dataset key."""
+    data = (result.get("config") or {}).get("data") or {}
+    return str(data.get("title") or result.get("dataset") or "unknown")
+
+
 def _usage(repo_id: str, framework: str | None) -> str:
     if framework in ("timm", "transformers"):
         front = {"timm": "neat_vision", "transformers": "neat_text"}[framework]
@@ -137,19 +143,18 @@ def model_card(meta: dict[str, Any], repo_id: str, results: list[dict[str, Any]]
     from huggingface_hub import EvalResult, ModelCardData
 
     task = "text-classification" if framework == "transformers" else "image-classification"
-    evals = [EvalResult(task_type=task, dataset_type=str(r.get("dataset", "unknown")),
-                        dataset_name=str(r.get("dataset_name") or r.get("dataset", "unknown")),
+    evals = [EvalResult(task_type=task, dataset_type=str(r.get("dataset", "unknown")), dataset_name=_title(r),
                         metric_type="accuracy", metric_value=float(r["accuracy"])) for r in results]
     data = ModelCardData(library_name="neat-peft", base_model=base_model,
                          tags=["neat", "peft", *([framework] if framework else [])],
                          metrics=["accuracy"] if evals else None, model_name=repo_id if evals else None,
                          eval_results=evals or None)
     config = meta["config"]
-    rows = "\n".join(f"| {r.get('dataset', 'unknown')} | {float(r['accuracy']):.4f} |" for r in results)
+    rows = "\n".join(f"| {_title(r)} | {float(r['accuracy']):.4f} |" for r in results)
     metrics = f"\n## Results\n\n| dataset | accuracy |\n|---|---|\n{rows}\n" if results else ""
     return (f"---\n{data.to_yaml()}\n---\n\n# {repo_id}\n\n"
-            f"A NEAT adapter (nonlinear parameter-efficient fine-tuning, [neat-peft]"
-            f"(https://arxiv.org/abs/2410.01870)) for `{meta.get('base_model') or meta.get('model_class')}`: "
+            f"A [NEAT](https://arxiv.org/abs/2410.01870) adapter (nonlinear parameter-efficient fine-tuning, "
+            f"made with neat-peft) for `{meta.get('base_model') or meta.get('model_class')}`: "
             f"rank {config['rank']}, depth {config['depth']}, activation `{config['activation']}`, "
             f"targets `{', '.join(config['targets'])}`; trained modules saved with it: "
             f"`{', '.join(config['modules_to_save']) or 'none'}`.\n{metrics}\n"

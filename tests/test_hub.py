@@ -245,7 +245,8 @@ def test_push_to_hub_creates_the_repo_and_uploads_adapter_files_and_card(tmp_pat
     api = RecordingApi(monkeypatch)
     model, _ = trained_vit()
     result = tmp_path / "neat_digits59_seed0.json"
-    result.write_text(json.dumps({"method": "neat", "dataset": "digits59", "seed": 0, "accuracy": 0.9375}))
+    result.write_text(json.dumps({"method": "neat", "dataset": "digits59", "seed": 0, "accuracy": 0.9375,
+                                  "config": {"data": {"title": "Digits 5-9"}}}))
     assert neat_core.push_to_hub(model, REPO, private=True, results=result, commit_message="Add digits adapter") \
         == "commit-info"
     (create, repo_id, create_kw), (upload, files, upload_kw) = api.calls
@@ -262,10 +263,10 @@ def test_push_to_hub_creates_the_repo_and_uploads_adapter_files_and_card(tmp_pat
     assert meta["base_model"] == "timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k"
     assert meta["tags"] == ["neat", "peft", "timm"]
     assert meta["model-index"] == [{"name": REPO, "results": [{
-        "task": {"type": "image-classification"}, "dataset": {"name": "digits59", "type": "digits59"},
+        "task": {"type": "image-classification"}, "dataset": {"name": "Digits 5-9", "type": "digits59"},
         "metrics": [{"type": "accuracy", "value": 0.9375}]}]}]
     assert f'model = neat_vision.from_pretrained("{REPO}")' in readme
-    assert "| digits59 | 0.9375 |" in readme and "rank 4, depth 2, activation `relu`" in readme
+    assert "| Digits 5-9 | 0.9375 |" in readme and "rank 4, depth 2, activation `relu`" in readme
 
 
 def test_pushed_files_load_back_through_the_cache(tmp_path, monkeypatch, offline_cache):
