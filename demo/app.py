@@ -11,13 +11,16 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
 from pathlib import Path
 
-import gradio as gr
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline by default: no calls home
 
-from .compare import stats, top_k, verdict
-from .images import MAX_BYTES, BadImage, load_rgb
-from .models import SMOKE_RESULTS, Choice, LoadError, load_pair, missing_message, smoke_choice
+import gradio as gr  # noqa: E402
+
+from .compare import stats, top_k, verdict  # noqa: E402
+from .images import MAX_BYTES, BadImage, load_rgb  # noqa: E402
+from .models import SMOKE_RESULTS, Choice, LoadError, load_pair, missing_message, smoke_choice  # noqa: E402
 
 EXAMPLES = Path(__file__).parent / "examples"
 LOG = logging.getLogger("demo")

@@ -86,10 +86,11 @@ def smoke_choice(results_dir: str | Path = SMOKE_RESULTS) -> Choice | None:
             found.setdefault((result.get("method"), result.get("dataset")), result)
     for (method, dataset), neat in found.items():
         lora = found.get(("lora", dataset))
-        if method == "neat" and lora is not None:
-            base = _existing(neat.get("config", {}).get("model_path"), results_dir) or ""
-            return Choice(base, _existing(neat["adapter_path"], results_dir),
-                          _existing(lora["adapter_path"], results_dir), ", ".join(_dataset_labels(dataset)))
+        if method != "neat" or lora is None:
+            continue
+        base = _existing(neat.get("config", {}).get("model_path"), results_dir) or ""
+        return Choice(base, _existing(neat["adapter_path"], results_dir), _existing(lora["adapter_path"], results_dir),
+                      ", ".join(_dataset_labels(dataset)))
     return None
 
 
@@ -204,9 +205,8 @@ def _load(kind: str, choice: Choice) -> tuple[Classifier, Classifier]:
     neat, lora, prepare, fallback = (_vision if kind == "image" else _text)(choice)
     count = int(getattr(neat, "num_classes", 0) or neat.config.num_labels)
     labels = _labels(choice.labels, count, fallback)
-    pair = (Classifier("NEAT", neat, labels, prepare, neat_core.trainable_parameters(neat)),
+    return (Classifier("NEAT", neat, labels, prepare, neat_core.trainable_parameters(neat)),
             Classifier("LoRA", lora, labels, prepare, _trainable(lora)))
-    return pair
 
 
 def load_pair(kind: str, choice: Choice) -> tuple[Classifier, Classifier]:
