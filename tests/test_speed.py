@@ -1,0 +1,57 @@
+"""benchmarks.speed on the CPU: every method timed on a tiny model, ratios from the same run, JSON written."""
+
+import json
+
+import pytest
+
+from benchmarks import speed
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("speed")
+    assert speed.main(["--steps", "2", "--warmup", "0", "--rank", "4", "--out", str(out), "--device", "cpu"]) == 0
+    (path,) = out.glob("*.json")
+    return json.loads(path.read_text())
+
+
+def test_every_method_is_timed_and_counted(result):
+    rows = result["methods"]
+    assert set(rows) == set(speed.ALL_METHODS)
+    assert all(r["step_ms"] > 0 for r in rows.values())
+    assert rows["floor"]["trainable_params"] == 0
+    head = 192 * 10 + 10  # vit_tiny width 192, 10 classes
+    assert rows["head"]["trainable_params"] == head
+    # whole attn.qkv (192 -> 576) in 2 blocks, rank 4: NEAT A (576x4) + B (4x576); LoRA A (4x192) + B (576x4)
+    assert rows["neat"]["trainable_params"] == head + 2 * (576 * 4 + 4 * 576)
+    assert rows["lora"]["trainable_params"] == head + 2 * (4 * 192 + 576 * 4)
+    assert rows["peanut"]["trainable_params"] == rows["neat"]["trainable_params"]
+    assert rows["full"]["trainable_params"] > 5_000_000 // 10
+
+
+def test_ratios_come_from_the_same_run(result):
+    rows, ratios = result["methods"], result["ratios"]
+    assert ratios["neat_over_lora"] == pytest.approx(rows["neat"]["step_ms"] / rows["lora"]["step_ms"])
+    assert ratios["neat_over_peanut"] == pytest.approx(rows["neat"]["step_ms"] / rows["peanut"]["step_ms"])
+    assert ratios["neat_over_floor"] == pytest.approx(rows["neat"]["step_ms"] / rows["floor"]["step_ms"])
+    for method in ("neat", "lora", "peanut", "dora"):
+        assert rows[method]["merged_over_base"] > 0
+    assert "merged_over_base" not in rows["fourierft"]
+    assert result["device"] == "cpu" and result["versions"]["torch"]
+
+
+def test_llm_case_runs_on_the_cpu(tmp_path):
+    assert speed.main(["--llm", "--methods", "floor,lora,neat", "--targets", "all", "--steps", "1", "--warmup", "0",
+                       "--out", str(tmp_path), "--device", "cpu"]) == 0
+    (path,) = tmp_path.glob("*.json")
+    rows = json.loads(path.read_text())["methods"]
+    # 2 layers x (q,k,v,o: 128x128, gate/up: 128->352, down: 352->128), rank 8
+    per_layer = 4 * 2 * 128 * 8 + 2 * (352 * 8 + 8 * 352) + (128 * 8 + 8 * 128)
+    assert rows["neat"]["trainable_params"] == 2 * per_layer
+
+
+def test_unknown_method_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        speed.parse_args(["--methods", "neat,adapterx"])
+    assert "unknown method(s) adapterx; choose from floor, head, full, lora, peanut, dora, fourierft, neat" \
+        in capsys.readouterr().err
