@@ -15,6 +15,14 @@ from neat_core.io import load_tensors
 from .patch import patch
 
 
+def timm_name(name: str) -> str:
+    """`name` if timm knows it (architecture or architecture.tag), else its architecture: a base pre-trained
+    elsewhere (vit_tiny_patch16_224.digits04) takes its weights from a file and its defaults from timm."""
+    import timm
+
+    return name if "." not in name or name in timm.list_pretrained(name) else name.split(".")[0]
+
+
 def create_base(name: str | None, model_path: str | os.PathLike | None = None, **kwargs: Any) -> nn.Module:
     """`timm.create_model` for an adapter's base: from `model_path` when given (a timm folder with config.json +
     model.safetensors as `save_for_hf` writes it, or a .safetensors state dict for `name`'s architecture),
@@ -26,16 +34,16 @@ def create_base(name: str | None, model_path: str | os.PathLike | None = None, *
         raise FileNotFoundError(f"model_path {str(path)!r} does not exist.")
     if path is not None and kwargs.get("pretrained") is False:
         raise ValueError("model_path= loads pretrained weights; it cannot be combined with pretrained=False.")
-    if path is None and not name:
-        raise ValueError("The adapter does not name its base model; pass model_path= (a timm folder or weights file).")
+    if not name and (path is None or path.is_file()):
+        raise ValueError("The adapter does not name its base model; pass model_path= (a timm folder).")
     try:
         if path is not None and path.is_dir():
             return timm.create_model(f"local-dir:{path}", **{**kwargs, "pretrained": True})
         if path is not None:
             overlay = {**kwargs.pop("pretrained_cfg_overlay", {}), "file": str(path)}
-            return timm.create_model(name.split(".")[0], **{**kwargs, "pretrained": True},
+            return timm.create_model(timm_name(name), **{**kwargs, "pretrained": True},
                                      pretrained_cfg_overlay=overlay)
-        return timm.create_model(name, **kwargs)
+        return timm.create_model(name if kwargs.get("pretrained") else timm_name(name), **kwargs)
     except (OSError, RuntimeError) as err:  # offline and not cached, unknown tag, unreadable weights
         raise FileNotFoundError(
             f"Cannot build base model {name!r} with pretrained weights ({type(err).__name__}: {err}). Pass "

@@ -122,6 +122,22 @@ def test_from_pretrained_without_base_weights_names_the_ways_out(tmp_path, offli
         neat_vision.from_pretrained(tmp_path, model_path=tmp_path, pretrained=False)
 
 
+def test_a_base_pretrained_elsewhere_builds_from_its_architecture(tmp_path):
+    """An adapter whose base timm does not know (a tag of a locally pre-trained model)."""
+    model, base = trained_vit()
+    neat_core.save_adapter(model, tmp_path / "adapter")
+    meta_file = tmp_path / "adapter" / "adapter_config.json"
+    meta_file.write_text(json.dumps({**json.loads(meta_file.read_text()), "base_model": "vit_tiny_patch16_224.mine"}))
+    save_file(base, tmp_path / "base.safetensors")
+    loaded = neat_vision.from_pretrained(tmp_path / "adapter", model_path=tmp_path / "base.safetensors", **VIT)
+    assert torch.equal(outputs(loaded), outputs(model))
+    random_base = neat_vision.from_pretrained(tmp_path / "adapter", pretrained=False, **VIT)
+    assert random_base.pretrained_cfg["architecture"] == "vit_tiny_patch16_224"
+    with pytest.raises(FileNotFoundError, match=r"^Cannot build base model 'vit_tiny_patch16_224\.mine' with "
+                       r"pretrained weights \(RuntimeError: Invalid pretrained tag \(mine\) for vit_tiny_patch16_224"):
+        neat_vision.from_pretrained(tmp_path / "adapter", **VIT)
+
+
 def test_revision_is_refused_for_a_local_folder_and_missing_paths_read_as_paths(tmp_path):
     model, _ = trained_vit()
     neat_core.save_adapter(model, tmp_path)
