@@ -1,4 +1,5 @@
-"""Where the backbone comes from: a timm name (Hub weights), a local timm folder, or a safetensors file."""
+"""Where the backbone comes from: a timm name (Hub weights), a local timm folder, or a safetensors file; for
+the GLUE suite a transformers name (Hub) or a local save_pretrained folder with its tokenizer."""
 
 from __future__ import annotations
 
@@ -30,19 +31,29 @@ class ModelSource:
         return {"model": self.name, "model_path": self.path, "model_args": self.args}
 
 
-def _unavailable(source: ModelSource, why: str) -> ModelUnavailableError:
+TIMM_COPY = "a timm folder with config.json + model.safetensors, or a .safetensors state dict"
+TEXT_COPY = "a transformers save_pretrained folder holding the model and its tokenizer"
+
+
+def _unavailable(source: ModelSource, why: str, copy: str = TIMM_COPY) -> ModelUnavailableError:
     return ModelUnavailableError(
         f"Pretrained weights of {source.name!r} are not available: {why}. Pass --model-path with a local copy "
-        "(a timm folder with config.json + model.safetensors, or a .safetensors state dict).")
+        f"({copy}).")
 
 
-def create_model(source: ModelSource, num_classes: int) -> nn.Module:
-    """The pretrained backbone with a freshly initialised `num_classes` head (from the current torch seed)."""
+def _local_path(source: ModelSource, copy: str) -> Path | None:
+    """source.path as a Path (it must exist); without one, the Hub must be reachable (or offline mode on)."""
     path = Path(source.path) if source.path else None
     if path is not None and not path.exists():
         raise ModelUnavailableError(f"--model-path {path} does not exist.")
     if path is None and not offline_mode() and not hub_reachable():
-        raise _unavailable(source, "the Hugging Face Hub cannot be reached (no network)")
+        raise _unavailable(source, "the Hugging Face Hub cannot be reached (no network)", copy)
+    return path
+
+
+def create_model(source: ModelSource, num_classes: int) -> nn.Module:
+    """The pretrained backbone with a freshly initialised `num_classes` head (from the current torch seed)."""
+    path = _local_path(source, TIMM_COPY)
     kwargs = {**source.args, "num_classes": 0}  # no head: timm then drops the checkpoint's classifier
     try:
         if path is not None and path.is_dir():
@@ -61,3 +72,25 @@ def create_model(source: ModelSource, num_classes: int) -> nn.Module:
 def data_config(model: nn.Module) -> dict[str, Any]:
     """timm's preprocessing for the model as built (input size of the current model, mean/std, crop_pct)."""
     return dict(timm.data.resolve_input_data_config(model))
+
+
+def _text_pretrained(source: ModelSource, auto_class: str, **kwargs: Any) -> Any:
+    import transformers
+
+    path = _local_path(source, TEXT_COPY)
+    try:
+        return getattr(transformers, auto_class).from_pretrained(str(path or source.name), **kwargs)
+    except OSError as err:  # offline without a cached copy, a folder without the files
+        raise _unavailable(source, f"{type(err).__name__}: {err}", TEXT_COPY) from None
+
+
+def text_tokenizer(source: ModelSource) -> Any:
+    """The tokenizer of a transformers model (Hub name or local folder)."""
+    return _text_pretrained(source, "AutoTokenizer")
+
+
+def create_text_model(source: ModelSource, num_labels: int) -> nn.Module:
+    """A transformers sequence classifier with a `num_labels` head (1: regression, MSE): new, from the current
+    torch seed, unless the checkpoint holds a head of that size (one of another size is replaced)."""
+    return _text_pretrained(source, "AutoModelForSequenceClassification", num_labels=num_labels,
+                            ignore_mismatched_sizes=True)

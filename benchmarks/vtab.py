@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +23,13 @@ import neat_vision
 from neat_vision.data import DATASETS, DataUnavailableError, Splits, get_spec, load_splits
 
 from . import methods as M
+from .cli import add_option_flags, device_info, method_options, names, setup_device, unfinished, with_recipe_flags
 from .models import ModelSource, ModelUnavailableError, create_model, data_config
 from .recipes import METHOD_LR, SUITES, Recipe, recipe_for
 from .report import markdown_table, write_report
-from .results import adapter_dir, load_results, read_result, result_path, versions, write_json_atomic
+from .results import adapter_dir, load_results, result_path, versions, write_json_atomic
 from .smoke import DEFAULT_CACHE, pretrained_backbone
-from .train import Dist, evaluate, init_distributed, ranks_agree, seed_everything, split_loaders, train
-
-RECIPE_FLAGS = {"epochs": int, "batch_size": int, "grad_accum": int, "lr": float, "head_lr": float,
-                "weight_decay": float}
-
-
-def _names(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+from .train import Dist, evaluate, ranks_agree, seed_everything, split_loaders, train
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,11 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model-args", type=json.loads, help="JSON of extra timm.create_model arguments")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="smoke suite: where the pre-trained ViT is cached")
     p.add_argument("--pretrain-epochs", type=int, help="smoke suite: epochs of pre-training on digits 0-4")
-    for f in fields(M.MethodOptions):
-        kind = (lambda text: tuple(_names(text))) if isinstance(f.default, tuple) else type(f.default)
-        p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, help=f"method option (default {f.default})")
-    for name, kind in RECIPE_FLAGS.items():
-        p.add_argument(f"--{name.replace('_', '-')}", type=kind, help="recipe override (default: recipe table)")
+    add_option_flags(p)
     p.add_argument("--workers", type=int, help="DataLoader workers per process (default: the suite's)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: the suite's, else torch's)")
     p.add_argument("--device", help="torch device (default cuda when available)")
@@ -69,12 +57,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     suite = SUITES[args.suite]
-    args.methods = _names(args.methods) if args.methods else list(suite.methods)
-    args.datasets = _names(args.datasets) if args.datasets else list(suite.datasets)
+    args.methods = names(args.methods) if args.methods else list(suite.methods)
+    args.datasets = names(args.datasets) if args.datasets else list(suite.datasets)
     args.save_adapters = (list(suite.save_adapters) if args.save_adapters is None else
-                          [] if args.save_adapters == "none" else _names(args.save_adapters))
+                          [] if args.save_adapters == "none" else names(args.save_adapters))
     try:
-        args.seeds = [int(s) for s in _names(args.seeds)]
+        args.seeds = [int(s) for s in names(args.seeds)]
         M.check_methods(args.methods + args.save_adapters)
         [(get_spec(d), recipe_for(d)) for d in args.datasets]
         if args.preset is not None and args.preset not in neat_vision.PRESETS:
@@ -84,17 +72,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def method_options(args: argparse.Namespace) -> M.MethodOptions:
-    given = {f.name: getattr(args, f.name) for f in fields(M.MethodOptions) if getattr(args, f.name) is not None}
-    return M.MethodOptions(**given)
-
-
 def recipe(args: argparse.Namespace, method: str, dataset: str) -> Recipe:
     """The table's recipe for `dataset`, the method's learning rate where it has one, then CLI overrides."""
     base = recipe_for(dataset)
     method_lr = METHOD_LR.get(method, {}).get(args.suite)
     base = replace(base, lr=method_lr) if method_lr is not None else base
-    return replace(base, **{k: getattr(args, k) for k in RECIPE_FLAGS if getattr(args, k) is not None})
+    return with_recipe_flags(args, base)
 
 
 def model_source(args: argparse.Namespace, device: torch.device, dist: Dist) -> ModelSource:
@@ -110,11 +93,6 @@ def model_source(args: argparse.Namespace, device: torch.device, dist: Dist) -> 
         torch.distributed.broadcast_object_list(shared)
         path = shared[0]
     return ModelSource(suite.model, str(path))
-
-
-def device_info(device: torch.device, dist: Dist) -> dict[str, Any]:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    return {"type": device.type, "name": name, "world_size": dist.world, "cpu_count": os.cpu_count()}
 
 
 def run_job(args: argparse.Namespace, method: str, dataset: str, seed: int, splits: Splits, source: ModelSource,
@@ -150,23 +128,14 @@ def run_job(args: argparse.Namespace, method: str, dataset: str, seed: int, spli
 
 
 def run(args: argparse.Namespace) -> int:
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-    dist = init_distributed(device)
+    device, dist = setup_device(args.device)
     args.out = args.out or str(Path("results") / args.suite)
     args.workers = SUITES[args.suite].workers if args.workers is None else args.workers
     threads = SUITES[args.suite].threads if args.threads is None else args.threads
     if threads:
         torch.set_num_threads(threads)
     jobs = [(m, d, s) for d in args.datasets for m in args.methods for s in args.seeds]
-    todo = [j for j in jobs if read_result(result_path(args.out, *j)) is None]
-    if dist.world > 1:  # rank 0's view of what is finished decides for everyone
-        shared = [todo]
-        torch.distributed.broadcast_object_list(shared)
-        todo = shared[0]
-    if dist.main and len(todo) < len(jobs):
-        print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already finished in {args.out}; skipping them.")
+    todo = unfinished(args.out, jobs, dist)
     data = {d: load_splits(d, args.data_dir) for d in dict.fromkeys(d for _, d, _ in todo)}
     source = model_source(args, device, dist) if todo else None
     for method, dataset, seed in todo:

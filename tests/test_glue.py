@@ -1,0 +1,240 @@
+"""GLUE suite (CPU, offline): metrics against hand-computed values, the text methods on a tiny RoBERTa, the CLI
+end to end on generated SST-2 (CSV), MRPC (JSON lines) and STS-B (save_to_disk) data, resume, offline errors."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks import glue as glue_cli
+from benchmarks import methods as M
+from benchmarks.models import ModelSource, create_text_model
+from benchmarks.text_methods import TEXT_METHODS
+from neat_text import glue
+
+POSITIVE, NEGATIVE = ["good", "great", "fine", "nice"], ["bad", "poor", "awful", "dull"]
+FILLER = ["the", "film", "movie", "plot", "was", "a", "very", "story", "it", "and"]
+SPECIAL = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+HIDDEN, LAYERS = 16, 3
+
+
+# --- metrics ------------------------------------------------------------------------------------------------
+def test_cola_matthews_correlation_by_hand():
+    # TP 2, FP 1, TN 2, FN 0: (2*2 - 1*0) / sqrt(3 * 2 * 3 * 2) = 4 / 6
+    assert glue.metrics("cola", np.array([1, 1, 0, 0, 1]), np.array([1, 0, 0, 0, 1])) == {"matthews": pytest.approx(2 / 3)}
+
+
+def test_mrpc_and_qqp_accuracy_and_f1_by_hand():
+    # TP 2, FP 1, FN 1, TN 1: accuracy 3/5, F1 = 2*2 / (2*2 + 1 + 1)
+    preds, labels = np.array([1, 1, 1, 0, 0]), np.array([1, 0, 1, 1, 0])
+    for task in ("mrpc", "qqp"):
+        assert glue.metrics(task, preds, labels) == {"accuracy": pytest.approx(0.6), "f1": pytest.approx(4 / 6)}
+
+
+def test_stsb_pearson_and_spearman_by_hand():
+    # x - 4 = (-3, -2, -1, 6), y - 2.5 = (-1.5, .5, -.5, 1.5): r = 13 / sqrt(50 * 5); ranks (1,2,3,4) vs (1,3,2,4): 0.8
+    scores = glue.metrics("stsb", np.array([1.0, 2.0, 3.0, 10.0]), np.array([1.0, 3.0, 2.0, 4.0]))
+    assert scores == {"pearson": pytest.approx(13 / 250 ** 0.5), "spearman": pytest.approx(0.8)}
+
+
+@pytest.mark.parametrize("task", ["sst2", "mnli", "qnli", "rte"])
+def test_accuracy_tasks_by_hand(task):
+    assert glue.metrics(task, np.array([0, 1, 2, 2]), np.array([0, 1, 1, 2])) == {"accuracy": 0.75}
+
+
+def test_unknown_task_lists_the_tasks():
+    with pytest.raises(ValueError, match="Unknown GLUE task 'wnli'; choose from cola, sst2, mrpc, stsb, qqp, mnli, "
+                                         "qnli, rte."):
+        glue.get_task("wnli")
+
+
+# --- generated data and a tiny RoBERTa -------------------------------------------------------------------
+def _sentence(rng: random.Random, n: int = 4) -> list[str]:
+    return rng.sample(FILLER, n)
+
+
+def _sst2(rng: random.Random, n: int) -> list[dict]:
+    rows = []
+    for i in range(n):
+        label = i % 2
+        words = _sentence(rng) + [rng.choice(POSITIVE if label else NEGATIVE)]
+        rng.shuffle(words)
+        rows.append({"sentence": " ".join(words), "label": label, "idx": i})
+    return rows
+
+
+def _mrpc(rng: random.Random, n: int) -> list[dict]:
+    rows = []
+    for i in range(n):
+        first, label = _sentence(rng, 5), i % 2
+        second = rng.sample(first, 5) if label else _sentence(rng, 5)
+        rows.append({"sentence1": " ".join(first), "sentence2": " ".join(second), "label": label, "idx": i})
+    return rows
+
+
+def _stsb(rng: random.Random, n: int) -> list[dict]:
+    rows = []
+    for i in range(n):
+        first, keep = _sentence(rng, 5), i % 6
+        second = first[:keep] + rng.sample(POSITIVE + NEGATIVE, 5 - keep)
+        rows.append({"sentence1": " ".join(first), "sentence2": " ".join(second), "label": float(keep), "idx": i})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def offline_assets(tmp_path_factory):
+    """DIR/model: a random 3-layer RoBERTa with a WordLevel tokenizer trained on the generated text;
+    DIR/data: sst2 as CSV, mrpc as JSON lines, stsb as a save_to_disk folder."""
+    import datasets
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaForMaskedLM
+
+    torch.set_num_threads(1)
+    root, rng = tmp_path_factory.mktemp("glue"), random.Random(0)
+    splits = {task: {"train": make(rng, 24), "validation": make(rng, 12)}
+              for task, make in (("sst2", _sst2), ("mrpc", _mrpc), ("stsb", _stsb))}
+    (root / "data" / "sst2").mkdir(parents=True)
+    for split, rows in splits["sst2"].items():
+        datasets.Dataset.from_list(rows).to_csv(str(root / "data" / "sst2" / f"{split}.csv"))
+    (root / "data" / "mrpc").mkdir()
+    for split, rows in splits["mrpc"].items():
+        (root / "data" / "mrpc" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    datasets.DatasetDict({s: datasets.Dataset.from_list(r) for s, r in splits["stsb"].items()}).save_to_disk(
+        str(root / "data" / "stsb"))
+
+    text = [r[k] for task in splits.values() for rows in task.values() for r in rows for k in r if "sentence" in k]
+    tokenizer = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.train_from_iterator(text, trainers.WordLevelTrainer(special_tokens=SPECIAL))
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>",
+                                   model_input_names=["input_ids", "attention_mask"])
+    config = RobertaConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+                           num_attention_heads=2, intermediate_size=32, max_position_embeddings=40, type_vocab_size=1)
+    torch.manual_seed(0)
+    RobertaForMaskedLM(config).save_pretrained(root / "model")
+    fast.save_pretrained(root / "model")
+    return root
+
+
+# --- methods ----------------------------------------------------------------------------------------------
+QV = 2 * HIDDEN * 8              # one query or value projection: A (16 x 8) + B (8 x 16), or LoRA r=8
+EXPECTED = {
+    "neat-s": 2 * 2 * (HIDDEN + HIDDEN),          # rank 1, q and v of layers 1-2 (the last two thirds)
+    "neat-l": LAYERS * 2 * QV,                    # rank 8, q and v of every layer
+    "lora": LAYERS * 2 * QV,                      # r=8 on q and v
+    "dora": LAYERS * 2 * (QV + HIDDEN),           # + a magnitude per output row
+    "fourierft": LAYERS * 2 * 100,                # n_frequency coefficients per layer
+    "peanut": LAYERS * 2 * QV,                    # PEFT's NEAT, rank 8
+    "bitfit": HIDDEN + LAYERS * (4 * HIDDEN + HIDDEN + 32 + HIDDEN + HIDDEN),  # embedding LN + every layer's biases
+    "head": 0,
+}
+OPTIONS = {"neat-s": {"rank": 1}, "neat-l": {"rank": 8}, "peanut": {"rank": 8}, "lora": {"lora_r": 8, "lora_alpha": 8},
+           "dora": {"lora_r": 8, "lora_alpha": 8}, "fourierft": {"n_frequency": 100}}
+HEAD = HIDDEN * HIDDEN + HIDDEN + HIDDEN * 2 + 2  # RobertaClassificationHead: dense + out_proj (2 labels)
+
+
+@pytest.mark.parametrize("name", list(TEXT_METHODS))
+def test_text_methods_train_the_expected_parameters(name, offline_assets):
+    model = create_text_model(ModelSource("tiny", str(offline_assets / "model")), 2)
+    total = sum(p.numel() for p in model.parameters())
+    built = M.build(name, model, M.MethodOptions(**OPTIONS.get(name, {})), TEXT_METHODS)
+    expected = total - HEAD if name == "full" else EXPECTED[name]
+    assert M.parameter_counts(built, ["classifier"]) == {"trainable_params": expected + HEAD, "head_params": HEAD,
+                                                         "method_params": expected}
+    out = built(input_ids=torch.tensor([[0, 7, 8, 2]]), labels=torch.tensor([1]))
+    out.loss.backward()
+    assert all(p.grad is not None for p in built.parameters() if p.requires_grad)
+
+
+# --- the CLI ----------------------------------------------------------------------------------------------
+def _cli(assets, out, *extra: str) -> list[str]:
+    return ["--model-path", str(assets / "model"), "--data-dir", str(assets / "data"), "--out", str(out),
+            "--epochs", "2", "--batch-size", "8", "--workers", "0", "--threads", "1", "--no-progress", *extra]
+
+
+def test_cli_end_to_end_single_sentence_pair_and_regression_tasks_then_resume(offline_assets, tmp_path, capsys):
+    out = tmp_path / "glue"
+    args = _cli(offline_assets, out, "--method", "neat-s,lora", "--tasks", "sst2,mrpc,stsb")
+    assert glue_cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "neat-s on stsb seed 0: pearson" in printed and "train samples/s" in printed
+    head = {"sst2": HEAD, "mrpc": HEAD, "stsb": HEAD - HIDDEN - 1}  # STS-B: one output
+    for method in ("neat-s", "lora"):
+        for task, metric in (("sst2", ["accuracy"]), ("mrpc", ["accuracy", "f1"]), ("stsb", ["pearson", "spearman"])):
+            r = json.loads((out / "runs" / f"{method}_{task}_seed0.json").read_text())
+            assert (r["suite"], r["dataset"], r["metric"]) == ("glue", task, metric[0])
+            assert [e["epoch"] for e in r["epochs"]] == [1, 2] and sorted(r["last"]) == sorted(["epoch", *metric])
+            assert r["last"] == r["epochs"][-1] and r["last_score"] == r["last"][metric[0]]
+            assert r["score"] == max(e[metric[0]] for e in r["epochs"]) == r["best"][metric[0]]
+            assert r["epochs"][r["best_epoch"] - 1] == r["best"]
+            assert (r["method_params"], r["head_params"]) == (EXPECTED[method], head[task])
+            assert r["config"]["data"]["sizes"] == [24, 12] and r["config"]["warmup"] == 0.06
+            assert r["train_samples_per_s"] > 0
+    recipe = json.loads((out / "runs" / "neat-s_mrpc_seed0.json").read_text())["config"]
+    assert recipe["recipe"]["head_lr"] == 5e-3 and recipe["method_options"]["scale"] == 0.01  # the paper's MRPC row
+    assert recipe["recipe"]["epochs"] == 2 and recipe["recipe"]["batch_size"] == 8            # CLI overrides
+    table = (out / "report.md").read_text()
+    assert table.startswith("# GLUE results\n\n| Method | Params | SST-2 | MRPC | STS-B | Avg. |")
+    assert "| neat-s | 128 |" in table and "best epoch" in table
+    assert (out / "accuracy_vs_params.png").read_bytes()[:4] == b"\x89PNG"
+
+    finished = {p.name: p.read_text() for p in (out / "runs").glob("*.json")}
+    (out / "runs" / "lora_mrpc_seed0.json").unlink()
+    assert glue_cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "5 of 6 runs already finished" in printed
+    assert "lora on mrpc seed 0" in printed and printed.count(" seed 0: ") == 1  # only the missing run trained
+    assert {p.name: p.read_text() for p in (out / "runs").glob("*.json") if p.name != "lora_mrpc_seed0.json"} == {
+        k: v for k, v in finished.items() if k != "lora_mrpc_seed0.json"}
+
+
+def test_no_network_and_no_local_data_names_the_flag(offline_assets, tmp_path, monkeypatch, capsys):
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(glue_cli, "hub_reachable", lambda: False)
+    args = ["--model-path", str(offline_assets / "model"), "--method", "neat-s", "--tasks", "sst2", "--out",
+            str(tmp_path)]
+    assert glue_cli.main(args) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: GLUE task 'sst2' (nyu-mll/glue) is not available: the Hugging Face Hub cannot be reached (no network) "
+        "and no --data-dir was given. Download it where the Hub is reachable and pass --data-dir DIR (DIR/<task>: a "
+        "datasets.save_to_disk folder, or train and validation files (.csv, .json, .jsonl or .parquet, e.g. "
+        "DIR/sst2/train.csv and DIR/sst2/validation.csv)).")
+
+
+def test_no_network_and_no_local_model_names_the_flag(offline_assets, tmp_path, monkeypatch, capsys):
+    import benchmarks.models
+
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(benchmarks.models, "hub_reachable", lambda: False)
+    args = ["--data-dir", str(offline_assets / "data"), "--method", "neat-s", "--tasks", "sst2", "--out", str(tmp_path)]
+    assert glue_cli.main(args) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: Pretrained weights of 'roberta-base' are not available: the Hugging Face Hub cannot be reached (no "
+        "network). Pass --model-path with a local copy (a transformers save_pretrained folder holding the model and "
+        "its tokenizer).")
+
+
+def test_local_task_folder_without_validation_file_is_one_clear_error(tmp_path):
+    (tmp_path / "rte").mkdir()
+    (tmp_path / "rte" / "train.csv").write_text("sentence1,sentence2,label\na,b,0\n")
+    with pytest.raises(glue.GlueDataUnavailableError, match=r"GLUE task 'rte' \(nyu-mll/glue\) is not available: "
+                                                           r".*rte has no validation file\."):
+        glue.load_task("rte", tmp_path)
+
+
+def test_bad_cli_input_is_one_argparse_error(capsys):
+    with pytest.raises(SystemExit) as done:
+        glue_cli.parse_args(["--method", "neat-s,adapterx"])
+    assert done.value.code == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "error: Unknown method(s) adapterx; choose from neat-s, neat-l, lora, dora, fourierft, peanut, bitfit, head, "
+        "full.")
