@@ -134,7 +134,8 @@ def plot_rows(plot: dict) -> list[list]:
     return plot["data"]
 
 
-STATS = r"^\*\*{}\*\* · latency \*\*\d+\.\d ms\*\* \(batch 1, CPU\) · \*\*{}\*\* trainable parameters \(adapter \+ head\)$"
+STATS = (r"^\*\*{}\*\* · latency \*\*\d+\.\d ms\*\* \(best of 5, batch 1, CPU\) · \*\*{}\*\* trainable parameters "
+         r"\(adapter \+ head\)$")
 
 
 # --- defaults -----------------------------------------------------------------------------------------
@@ -306,7 +307,8 @@ def test_headless_chromium_uploads_an_image_and_sees_both_panels(server, tmp_pat
         browser.find_element(By.ID, "image-compare").click()
         wait.until(lambda b: "latency" in text("image-neat-stats") and "latency" in text("image-lora-stats"))
         for method in ("neat", "lora"):
-            assert re.match(r"^(NEAT|LoRA) · latency \d+\.\d ms \(batch 1, CPU\) · 1,781 trainable parameters",
+            assert re.match(r"^(NEAT|LoRA) · latency \d+\.\d ms \(best of 5, batch 1, CPU\) · 1,781 trainable "
+                            r"parameters",
                             text(f"image-{method}-stats"))
             wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, f"#image-{method}-panel svg, "
                                                                   f"#image-{method}-panel canvas"))
