@@ -13,6 +13,8 @@ import torch
 from PIL import Image
 from timm.models import save_for_hf
 
+import benchmarks.models as models_module
+import neat_vision.data as data_module
 from benchmarks import vtab
 from benchmarks.models import ModelSource, create_model
 from neat_vision.data import build_transform, holdout, load_splits
@@ -130,16 +132,49 @@ def test_bad_names_are_rejected_with_the_valid_ones(capsys, flag, value, message
     assert capsys.readouterr().err.strip().endswith(f"error: {message}")
 
 
-def test_no_network_and_no_local_data_stops_with_one_message(tmp_path):
-    done = cli("--dataset", "cifar10", "--method", "head", "--out", str(tmp_path / "out"),
-               env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
-    assert done.returncode == 2
-    assert done.stderr.strip() == (
+DATA_HINT = ("Download it where the Hub is reachable and pass --data-dir DIR (an ImageFolder tree (train/, test/, "
+             "optional val/) or a datasets.save_to_disk folder; DIR may also hold one such folder per dataset name, "
+             "e.g. DIR/cifar10).")
+
+
+@pytest.fixture
+def offline_hub(monkeypatch, tmp_path):
+    """HF_HUB_OFFLINE=1 as the libraries read it at import, with empty caches."""
+    import datasets
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+
+
+def test_offline_mode_without_a_cached_copy_stops_with_one_message(offline_hub, tmp_path, capsys):
+    assert vtab.main(["--dataset", "cifar10", "--method", "head", "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == (
         "error: Dataset 'cifar10' (uoft-cs/cifar10) is not available: HF_HUB_OFFLINE is set and there is no "
-        "cached copy. Download it where the Hub is reachable and pass --data-dir DIR (an ImageFolder tree "
-        "(train/, test/, optional val/) or a datasets.save_to_disk folder; DIR may also hold one such folder "
-        "per dataset name, e.g. DIR/cifar10).")
+        "cached copy. " + DATA_HINT)
     assert not (tmp_path / "out").exists()
+
+
+def test_no_network_stops_at_once_naming_the_flags(monkeypatch, tmp_path, capsys, image_folder):
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(data_module, "hub_reachable", lambda: False)
+    monkeypatch.setattr(models_module, "hub_reachable", lambda: False)
+    assert vtab.main(["--dataset", "cifar10", "--method", "head", "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: Dataset 'cifar10' (uoft-cs/cifar10) is not available: the Hugging Face Hub cannot be reached "
+        "(no network) and no --data-dir was given. " + DATA_HINT)
+    # local data but no local weights: the message names --model-path
+    assert vtab.main(["--dataset", "pets", "--method", "head", "--data-dir", str(image_folder),
+                      "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (  # after datasets' progress bars
+        "error: Pretrained weights of 'vit_base_patch16_224.orig_in21k' are not available: the Hugging Face Hub "
+        "cannot be reached (no network). Pass --model-path with a local copy (a timm folder with config.json + "
+        "model.safetensors, or a .safetensors state dict).")
+    assert not (tmp_path / "out" / "runs").exists()
 
 
 def test_cli_end_to_end_on_local_data_and_a_local_checkpoint(tmp_path, image_folder, checkpoint):
