@@ -1,9 +1,9 @@
 """Gradio demo: one base model, a NEAT and a LoRA adapter, their top-5 predictions side by side.
 
-    python -m demo.app [--results results/smoke] [--port 7860]
+    python -m demo.app [--results results/smoke] [--text-results results/glue] [--port 7860]
 
-By default it loads the adapters the offline smoke suite saved (`make bench`); any adapter folder or Hub id
-can be entered in the page. `build_app()` returns the `gr.Blocks` (tests drive it through gradio_client).
+By default it loads the adapters the offline smoke suite saved (`make bench`) and, for text, those
+`python -m benchmarks.glue --save-adapters ...` saved; any adapter folder or Hub id can be entered in the page. `build_app()` returns the `gr.Blocks` (tests drive it through gradio_client).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import gradio as gr  # noqa: E402
 
 from .compare import stats, top_k, verdict  # noqa: E402
 from .images import MAX_BYTES, BadImage, load_rgb  # noqa: E402
-from .models import SMOKE_RESULTS, Choice, LoadError, load_pair, missing_message, smoke_choice  # noqa: E402
+from .models import (GLUE_RESULTS, MAKE_TEXT, SMOKE_RESULTS, Choice, LoadError, load_pair,  # noqa: E402
+                     missing_message, saved_choice)
 
 EXAMPLES = Path(__file__).parent / "examples"
 LOG = logging.getLogger("demo")
@@ -101,10 +102,13 @@ def _result_panels(prefix: str) -> list[gr.components.Component]:
     return outputs
 
 
-def build_app(results_dir: str | Path = SMOKE_RESULTS, max_bytes: int = MAX_BYTES) -> gr.Blocks:
-    """The demo's `gr.Blocks`: an image tab (timm) and a text tab (transformers)."""
-    choice = smoke_choice(results_dir)
+def build_app(results_dir: str | Path = SMOKE_RESULTS, text_results_dir: str | Path = GLUE_RESULTS,
+              max_bytes: int = MAX_BYTES) -> gr.Blocks:
+    """The demo's `gr.Blocks`: an image tab (timm; defaults: the smoke suite's adapters under `results_dir`) and a
+    text tab (transformers; defaults: adapters benchmarks.glue saved under `text_results_dir`)."""
+    choice, text_choice = saved_choice(results_dir), saved_choice(text_results_dir)
     start = "" if choice else missing_message(results_dir)
+    text_start = "" if text_choice else missing_message(text_results_dir, MAKE_TEXT)
     with gr.Blocks(title="NEAT vs LoRA") as app:
         gr.Markdown(INTRO)
         with gr.Tab("Images"):
@@ -120,11 +124,11 @@ def build_app(results_dir: str | Path = SMOKE_RESULTS, max_bytes: int = MAX_BYTE
             button.click(lambda *args: compare_images(*args, max_bytes=max_bytes), [*inputs, upload],
                          [message, preview, *panels], api_name="compare_images")
         with gr.Tab("Text"):
-            text_inputs = _adapter_inputs(Choice(), "a local save_pretrained folder; empty: the base the NEAT "
-                                                    "adapter names (Hub or cache)")
+            text_inputs = _adapter_inputs(text_choice or Choice(), "a local save_pretrained folder; empty: the base "
+                                                                   "the NEAT adapter names (Hub or cache)")
             text = gr.Textbox(label="Text", lines=3, elem_id="text-input")
             text_button = gr.Button("Compare", variant="primary", elem_id="text-compare")
-            text_message = gr.Markdown(elem_id="text-message")
+            text_message = gr.Markdown(text_start, elem_id="text-message")
             text_panels = _result_panels("text")
             gr.Examples([[t] for t in TEXT_EXAMPLES], inputs=[text], label="Examples")
             text_button.click(compare_texts, [*text_inputs, text], [text_message, *text_panels],
@@ -135,11 +139,13 @@ def build_app(results_dir: str | Path = SMOKE_RESULTS, max_bytes: int = MAX_BYTE
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m demo.app", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", default=str(SMOKE_RESULTS), help="smoke-suite results folder (default adapters)")
+    parser.add_argument("--results", default=str(SMOKE_RESULTS), help="vtab smoke-suite results (image adapters)")
+    parser.add_argument("--text-results", default=str(GLUE_RESULTS), help="benchmarks.glue results (text adapters)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
     args = parser.parse_args(argv)
-    build_app(args.results).launch(server_name=args.host, server_port=args.port, allowed_paths=[str(EXAMPLES)])
+    build_app(args.results, args.text_results).launch(server_name=args.host, server_port=args.port,
+                                                      allowed_paths=[str(EXAMPLES)], max_file_size="200mb")
 
 
 if __name__ == "__main__":

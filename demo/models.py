@@ -18,9 +18,12 @@ import neat_core
 from neat_core.io import CONFIG_NAME, WEIGHTS_NAME, base_model_name
 
 SMOKE_RESULTS = Path("results") / "smoke"
+GLUE_RESULTS = Path("results") / "glue"
 TIMED_RUNS = 5  # latency: the best of this many forward passes
 MAKE_IT = ("run `make bench` (the offline smoke suite: `python -m benchmarks.vtab --suite smoke`), which trains "
            "and saves a NEAT and a LoRA adapter there")
+MAKE_TEXT = ("train and save a pair with `python -m benchmarks.glue --method neat-s,lora --save-adapters neat-s,lora "
+             "--tasks sst2` (GLUE data and a base model: from the Hub or --data-dir / --model-path)")
 
 
 class LoadError(ValueError):
@@ -63,7 +66,7 @@ class Classifier:
         return logits[0].float().softmax(-1), min(times)
 
 
-# --- defaults: the adapters the smoke suite saved --------------------------------------------------------
+# --- defaults: adapters a benchmark suite saved ---------------------------------------------------------
 def _existing(path: str | None, results_dir: Path) -> str | None:
     """`path` as written in a result file (relative to where the suite ran), if it exists here."""
     if not path:
@@ -74,8 +77,9 @@ def _existing(path: str | None, results_dir: Path) -> str | None:
     return None
 
 
-def smoke_choice(results_dir: str | Path = SMOKE_RESULTS) -> Choice | None:
-    """The smoke suite's NEAT and LoRA adapters (same dataset) and its base under `results_dir`; None if missing."""
+def saved_choice(results_dir: str | Path = SMOKE_RESULTS) -> Choice | None:
+    """A NEAT adapter (method neat, neat-s, ...) and a LoRA adapter that a benchmark suite saved for the same
+    dataset under `results_dir`, with the base they were trained on; None if there is no such pair."""
     results_dir = Path(results_dir)
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for file in sorted((results_dir / "runs").glob("*.json")):
@@ -84,10 +88,10 @@ def smoke_choice(results_dir: str | Path = SMOKE_RESULTS) -> Choice | None:
         except (OSError, json.JSONDecodeError):
             continue
         if isinstance(result, dict) and _existing(result.get("adapter_path"), results_dir):
-            found.setdefault((result.get("method"), result.get("dataset")), result)
+            found.setdefault((str(result.get("method")), result.get("dataset")), result)
     for (method, dataset), neat in found.items():
         lora = found.get(("lora", dataset))
-        if method != "neat" or lora is None:
+        if not method.startswith("neat") or lora is None:
             continue
         base = _existing(neat.get("config", {}).get("model_path"), results_dir) or ""
         return Choice(base, _existing(neat["adapter_path"], results_dir), _existing(lora["adapter_path"], results_dir),
@@ -95,9 +99,8 @@ def smoke_choice(results_dir: str | Path = SMOKE_RESULTS) -> Choice | None:
     return None
 
 
-def missing_message(results_dir: str | Path = SMOKE_RESULTS) -> str:
-    return (f"No NEAT and LoRA adapters from the smoke suite in `{results_dir}`: {MAKE_IT}. Or enter adapter "
-            "folders or Hub ids above.")
+def missing_message(results_dir: str | Path, command: str = MAKE_IT) -> str:
+    return f"No NEAT and LoRA adapters saved in `{results_dir}`: {command}. Or enter adapter folders or Hub ids above."
 
 
 def _dataset_labels(dataset: str | None) -> list[str]:

@@ -103,7 +103,8 @@ def _hub_base_model(model: nn.Module, meta: dict[str, Any]) -> str | None:
 
 
 def read_results(results: str | os.PathLike | dict | list | None) -> list[dict[str, Any]]:
-    """Benchmark results (dicts, or paths of result JSON files) as a list; each needs `accuracy`."""
+    """Benchmark results (dicts, or paths of result JSON files) as a list; each needs a numeric `accuracy`
+    (benchmarks.vtab) or `metric` + `score` (benchmarks.glue)."""
     if results is None:
         return []
     items = results if isinstance(results, list) else [results]
@@ -114,11 +115,20 @@ def read_results(results: str | os.PathLike | dict | list | None) -> list[dict[s
                 item = json.loads(Path(item).read_text())
             except (OSError, json.JSONDecodeError) as err:
                 raise ValueError(f"results: cannot read benchmark result JSON {str(item)!r} ({err}).") from None
-        accuracy = item.get("accuracy") if isinstance(item, dict) else None
-        if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)):
-            raise ValueError(f"results: a benchmark result needs a numeric 'accuracy', got {item!r:.200}.")
+        if not isinstance(item, dict) or metric(item) is None:
+            raise ValueError(f"results: a benchmark result needs a numeric 'accuracy' (or 'metric' and 'score'), "
+                             f"got {item!r:.200}.")
         found.append(item)
     return found
+
+
+def metric(result: dict[str, Any]) -> tuple[str, float] | None:
+    """(metric name, value) of a benchmark result: its `metric` and `score` if given, else `accuracy`."""
+    name, value = (result.get("metric"), result.get("score")) if "score" in result else ("accuracy",
+                                                                                         result.get("accuracy"))
+    if not isinstance(name, str) or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return name, float(value)
 
 
 def _title(result: dict[str, Any]) -> str:
@@ -139,19 +149,20 @@ def _usage(repo_id: str, framework: str | None) -> str:
 def model_card(meta: dict[str, Any], repo_id: str, results: list[dict[str, Any]] = (),
                base_model: str | None = None, framework: str | None = None) -> str:
     """README.md for an adapter repo: YAML metadata (library_name, base_model, tags, model-index with the
-    results' accuracy) and a body that shows how to load it."""
+    results' metrics) and a body that shows how to load it."""
     from huggingface_hub import EvalResult, ModelCardData
 
     task = "text-classification" if framework == "transformers" else "image-classification"
     evals = [EvalResult(task_type=task, dataset_type=str(r.get("dataset", "unknown")), dataset_name=_title(r),
-                        metric_type="accuracy", metric_value=float(r["accuracy"])) for r in results]
+                        metric_type=metric(r)[0], metric_value=metric(r)[1]) for r in results]
     data = ModelCardData(library_name="neat-peft", base_model=base_model,
                          tags=["neat", "peft", *([framework] if framework else [])],
-                         metrics=["accuracy"] if evals else None, model_name=repo_id if evals else None,
+                         metrics=list(dict.fromkeys(e.metric_type for e in evals)) or None,
+                         model_name=repo_id if evals else None,
                          eval_results=evals or None)
     config = meta["config"]
-    rows = "\n".join(f"| {_title(r)} | {float(r['accuracy']):.4f} |" for r in results)
-    metrics = f"\n## Results\n\n| dataset | accuracy |\n|---|---|\n{rows}\n" if results else ""
+    rows = "\n".join(f"| {_title(r)} | {metric(r)[0]} | {metric(r)[1]:.4f} |" for r in results)
+    metrics = f"\n## Results\n\n| dataset | metric | value |\n|---|---|---|\n{rows}\n" if results else ""
     return (f"---\n{data.to_yaml()}\n---\n\n# {repo_id}\n\n"
             f"A [NEAT](https://arxiv.org/abs/2410.01870) adapter (nonlinear parameter-efficient fine-tuning, "
             f"made with neat-peft) for `{meta.get('base_model') or meta.get('model_class')}`: "
@@ -167,7 +178,7 @@ def push_to_hub(model: nn.Module, repo_id: str, private: bool = False,
                 commit_message: str = DEFAULT_COMMIT_MESSAGE, adapter: str | None = None,
                 token: str | None = None, revision: str | None = None):
     """Upload `adapter` (default: the active one) of `model` to Hub repo `repo_id` (created if missing) with
-    a generated model card README.md; `results`: benchmark result JSON path(s) or dict(s) whose accuracy goes
+    a generated model card README.md; `results`: benchmark result JSON path(s) or dict(s) whose metric goes
     into the card. Returns huggingface_hub's CommitInfo. The adapter and results are checked before any
     network call."""
     from huggingface_hub import HfApi

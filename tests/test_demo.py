@@ -25,7 +25,7 @@ import neat_text  # noqa: E402
 import neat_vision  # noqa: E402
 from demo.app import EXAMPLES, build_app  # noqa: E402
 from demo.compare import top_k, verdict  # noqa: E402
-from demo.models import Choice, load_pair, missing_message, smoke_choice  # noqa: E402
+from demo.models import MAKE_TEXT, Choice, load_pair, missing_message, saved_choice  # noqa: E402
 
 from conftest import randomize_adapters  # noqa: E402
 from test_hub import fill_cache, offline_cache  # noqa: E402,F401  (fixture)
@@ -90,6 +90,11 @@ def _text_adapters(root: Path) -> None:
                           LoraConfig(r=4, target_modules=["query", "value"], modules_to_save=["classifier"]))
     _perturb_lora(lora)
     lora.save_pretrained(str(root / "text-lora"))
+    (root / "glue" / "runs").mkdir(parents=True)
+    for method, adapter in (("neat-s", "text-neat"), ("lora", "text-lora")):
+        result = {"suite": "glue", "method": method, "dataset": "sst2", "seed": 0, "metric": "accuracy",
+                  "score": 0.5, "adapter_path": str(root / adapter), "config": {"model_path": str(root / "bert")}}
+        (root / "glue" / "runs" / f"{method}_sst2_seed0.json").write_text(json.dumps(result))
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +107,7 @@ def root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def choice(root) -> Choice:
-    return smoke_choice(root / "results")
+    return saved_choice(root / "results")
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +116,7 @@ def server(root):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = build_app(root / "results", max_bytes=MAX_BYTES)
+    app = build_app(root / "results", root / "glue", max_bytes=MAX_BYTES)
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                allowed_paths=[str(EXAMPLES)])
     yield f"http://127.0.0.1:{port}/"
@@ -145,14 +150,16 @@ def test_defaults_are_the_smoke_suites_adapters(root, choice):
 
 
 def test_without_smoke_adapters_the_page_says_which_command_makes_them(tmp_path):
-    assert smoke_choice(tmp_path) is None
+    assert saved_choice(tmp_path) is None
     assert missing_message(tmp_path) == (
-        f"No NEAT and LoRA adapters from the smoke suite in `{tmp_path}`: run `make bench` (the offline smoke "
-        "suite: `python -m benchmarks.vtab --suite smoke`), which trains and saves a NEAT and a LoRA adapter "
-        "there. Or enter adapter folders or Hub ids above.")
-    app = build_app(tmp_path)
+        f"No NEAT and LoRA adapters saved in `{tmp_path}`: run `make bench` (the offline smoke suite: `python -m "
+        "benchmarks.vtab --suite smoke`), which trains and saves a NEAT and a LoRA adapter there. Or enter adapter "
+        "folders or Hub ids above.")
+    app = build_app(tmp_path, tmp_path / "glue")
     shown = {b.elem_id: getattr(b, "value", None) for b in app.blocks.values() if getattr(b, "elem_id", None)}
     assert shown["image-message"] == missing_message(tmp_path)
+    assert shown["text-message"] == missing_message(tmp_path / "glue", MAKE_TEXT)
+    assert "python -m benchmarks.glue --method neat-s,lora --save-adapters neat-s,lora" in shown["text-message"]
 
 
 # --- predictions --------------------------------------------------------------------------------------
@@ -265,7 +272,9 @@ def test_loading_problems_are_messages(client, choice, root):
 
 # --- text tab -----------------------------------------------------------------------------------------
 def test_text_tab_compares_text_classifiers(client, root):
-    args = ("", str(root / "text-neat"), str(root / "text-lora"), "")
+    text_choice = saved_choice(root / "glue")
+    assert text_choice == Choice(str(root / "bert"), str(root / "text-neat"), str(root / "text-lora"), "")
+    args = ("", text_choice.neat, text_choice.lora, "")  # base empty: the one the NEAT adapter names
     message, neat_plot, neat_stats, lora_plot, lora_stats, text = client.predict(
         *args, "a good film", api_name="/compare_texts")
     assert message == ""

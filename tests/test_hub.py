@@ -282,7 +282,7 @@ def test_push_to_hub_creates_the_repo_and_uploads_adapter_files_and_card(tmp_pat
         "task": {"type": "image-classification"}, "dataset": {"name": "Digits 5-9", "type": "digits59"},
         "metrics": [{"type": "accuracy", "value": 0.9375}]}]}]
     assert f'model = neat_vision.from_pretrained("{REPO}")' in readme
-    assert "| Digits 5-9 | 0.9375 |" in readme and "rank 4, depth 2, activation `relu`" in readme
+    assert "| Digits 5-9 | accuracy | 0.9375 |" in readme and "rank 4, depth 2, activation `relu`" in readme
 
 
 def test_pushed_files_load_back_through_the_cache(tmp_path, monkeypatch, offline_cache):
@@ -302,7 +302,8 @@ def test_pushed_files_load_back_through_the_cache(tmp_path, monkeypatch, offline
 
 @pytest.mark.parametrize("bad, kwargs, message", [
     ("merged", {}, "The adapter is merged into the weights; call neat_core.unmerge(model) before saving."),
-    ("results", {"results": {"dataset": "digits59"}}, "results: a benchmark result needs a numeric 'accuracy'"),
+    ("results", {"results": {"dataset": "digits59"}}, "results: a benchmark result needs a numeric 'accuracy' (or "
+                                                      "'metric' and 'score'), got {'dataset': 'digits59'}."),
     ("results", {"results": "missing.json"}, "results: cannot read benchmark result JSON 'missing.json'"),
     ("repo", {"repo_id": "no-owner"}, "repo_id must look like 'owner/name', got 'no-owner'."),
 ])

@@ -59,8 +59,14 @@ def test_card_of_a_transformers_adapter(monkeypatch, trained_bert):
     from test_hub import RecordingApi, front_matter
 
     api = RecordingApi(monkeypatch)
-    neat_core.push_to_hub(trained_bert, REPO)
+    glue = {"suite": "glue", "method": "neat-s", "dataset": "cola", "metric": "matthews", "score": 0.61,
+            "config": {"data": {"title": "CoLA"}}}
+    neat_core.push_to_hub(trained_bert, REPO, results=[glue])
     readme = api.calls[1][1]["README.md"].decode()
     meta = front_matter(readme)
-    assert meta == {"library_name": "neat-peft", "tags": ["neat", "peft", "transformers"]}  # a local base: no id
+    assert meta == {"library_name": "neat-peft", "tags": ["neat", "peft", "transformers"], "metrics": ["matthews"],
+                    "model-index": [{"name": REPO, "results": [{
+                        "task": {"type": "text-classification"}, "dataset": {"name": "CoLA", "type": "cola"},
+                        "metrics": [{"type": "matthews", "value": 0.61}]}]}]}  # a local base: no base_model id
+    assert "| CoLA | matthews | 0.6100 |" in readme
     assert f'model = neat_text.from_pretrained("{REPO}")' in readme
