@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 
 from neat_vision.data import PAPER_DATASETS
@@ -53,7 +54,7 @@ class Suite:
     methods: tuple[str, ...]
     model: str
     model_args: dict = field(default_factory=dict)
-    workers: int = 8
+    workers: int = min(8, os.cpu_count() or 1)   # DataLoader workers per process: decode + augment
     threads: int | None = None    # torch CPU threads (None: torch's default)
     save_adapters: tuple[str, ...] = ()
 
