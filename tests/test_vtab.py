@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +17,6 @@ from benchmarks import vtab
 from benchmarks.models import ModelSource, create_model
 from neat_vision.data import build_transform, holdout, load_splits
 
-ROOT = Path(__file__).resolve().parents[1]
 COLOURS = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
 TINY_VIT = dict(img_size=32, patch_size=8, depth=2, embed_dim=64, num_heads=2)
 
@@ -49,12 +46,6 @@ def checkpoint(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("ckpt")
     save_for_hf(model, str(folder), safe_serialization=True)
     return folder
-
-
-def cli(*args: str, env: dict | None = None, module: tuple[str, ...] = ("-m", "benchmarks.vtab")):
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run([sys.executable, *module, *args], cwd=ROOT, env=full_env, capture_output=True,
-                          text=True, timeout=300)
 
 
 # --- split rules and transforms -------------------------------------------------------------------------
@@ -177,12 +168,12 @@ def test_no_network_stops_at_once_naming_the_flags(monkeypatch, tmp_path, capsys
     assert not (tmp_path / "out" / "runs").exists()
 
 
-def test_cli_end_to_end_on_local_data_and_a_local_checkpoint(tmp_path, image_folder, checkpoint):
+def test_cli_end_to_end_on_local_data_and_a_local_checkpoint(tmp_path, image_folder, checkpoint, offline_hub,
+                                                            capsys):
     out = tmp_path / "out"
-    done = cli("--dataset", "pets", "--method", "neat,lora", "--data-dir", str(image_folder), "--model-path",
-               str(checkpoint), "--epochs", "2", "--batch-size", "8", "--workers", "1", "--device", "cpu",
-               "--save-adapters", "neat", "--out", str(out), "--no-progress", env={"HF_HUB_OFFLINE": "1"})
-    assert done.returncode == 0, done.stderr
+    assert vtab.main(["--dataset", "pets", "--method", "neat,lora", "--data-dir", str(image_folder),
+                      "--model-path", str(checkpoint), "--epochs", "2", "--batch-size", "8", "--workers", "1",
+                      "--device", "cpu", "--save-adapters", "neat", "--out", str(out), "--no-progress"]) == 0
     neat = json.loads((out / "runs" / "neat_pets_seed0.json").read_text())
     assert (neat["method"], neat["dataset"], neat["seed"]) == ("neat", "pets", 0)
     assert neat["method_params"] == 2 * 2 * (64 * 7 + 7 * 64) and neat["head_params"] == 64 * 3 + 3
@@ -201,7 +192,7 @@ def test_cli_end_to_end_on_local_data_and_a_local_checkpoint(tmp_path, image_fol
     assert "| Method | Params | OxfordPets | Avg. |" in table
     assert f"| neat | 3.6K | {100 * neat['accuracy']:.1f} |" in table
     assert (out / "accuracy_vs_params.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "neat on pets seed 0: test accuracy" in done.stdout
+    assert "neat on pets seed 0: test accuracy" in capsys.readouterr().out
 
 
 def test_resume_skips_finished_runs_after_an_interruption(tmp_path, monkeypatch):
@@ -239,15 +230,29 @@ def test_resume_skips_finished_runs_after_an_interruption(tmp_path, monkeypatch)
     assert vtab.main(args) == 0 and rerun == []  # everything finished: nothing recomputed
 
 
-def test_ddp_on_two_cpu_processes_writes_one_result(tmp_path, image_folder, checkpoint):
+def _ddp_rank(rank: int, argv: list[str], port: int) -> None:
+    """One torchrun-style worker: the environment torchrun sets, then the CLI."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    assert vtab.main(argv) == 0
+
+
+def test_ddp_on_two_cpu_processes_writes_one_result(tmp_path, image_folder, checkpoint, capfd):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     out = tmp_path / "out"
-    done = cli("--dataset", "pets", "--method", "neat", "--data-dir", str(image_folder), "--model-path",
-               str(checkpoint), "--epochs", "1", "--batch-size", "8", "--workers", "0", "--device", "cpu",
-               "--out", str(out), "--no-progress", env={"HF_HUB_OFFLINE": "1"},
-               module=("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
-                       "benchmarks.vtab"))
-    assert done.returncode == 0, done.stderr[-3000:]
+    argv = ["--dataset", "pets", "--method", "neat", "--data-dir", str(image_folder), "--model-path",
+            str(checkpoint), "--epochs", "1", "--batch-size", "8", "--workers", "0", "--device", "cpu",
+            "--out", str(out), "--no-progress"]
+    # forked workers (gloo) skip a fresh interpreter's imports; the environment is torchrun's
+    mp.start_processes(_ddp_rank, args=(argv, port), nprocs=2, start_method="fork")
     assert [p.name for p in (out / "runs").iterdir()] == ["neat_pets_seed0.json"]
     result = json.loads((out / "runs" / "neat_pets_seed0.json").read_text())
     assert result["device"]["world_size"] == 2 and result["ranks_agree"] is True
-    assert done.stdout.count("neat on pets seed 0: test accuracy") == 1  # only rank 0 reports
+    assert capfd.readouterr().out.count("neat on pets seed 0: test accuracy") == 1  # only rank 0 reports
