@@ -45,6 +45,8 @@ def init_distributed(device: torch.device) -> Dist:
     if world == 1:
         return Dist()
     if not torch_dist.is_initialized():
+        if device.type == "cuda":  # NCCL's collectives use the current device: this rank's GPU
+            torch.cuda.set_device(device)
         torch_dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Dist(torch_dist.get_rank(), torch_dist.get_world_size())
 
@@ -94,7 +96,8 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def linear_schedule(optimizer: torch.optim.Optimizer, steps: int, warmup: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
+def linear_schedule(optimizer: torch.optim.Optimizer, steps: int, warmup: float = 0.0
+                    ) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up over the first `warmup` fraction of `steps`, then linear decay to zero."""
     warm = int(warmup * steps)
     return torch.optim.lr_scheduler.LambdaLR(
