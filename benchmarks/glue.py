@@ -28,11 +28,10 @@ from neat_text import glue
 from neat_vision.data import hub_reachable, offline_mode
 
 from . import methods as M
-from .cli import add_option_flags, device_info, method_options, names, setup_device, unfinished, with_recipe_flags
+from .cli import (add_option_flags, main_guarded, method_options, names, provenance, run_jobs, saved_adapter,
+                  setup_device, unfinished, with_recipe_flags)
 from .models import ModelSource, ModelUnavailableError, create_text_model, text_tokenizer
 from .recipes import GLUE_WARMUP, glue_setting
-from .report import markdown_table, write_report
-from .results import adapter_dir, load_results, result_path, versions, write_json_atomic
 from .text_methods import TEXT_DESCRIPTIONS, TEXT_METHODS
 from .train import Dist, gather_predictions, make_loader, ranks_agree, seed_everything, train
 
@@ -127,7 +126,7 @@ def run_job(args: argparse.Namespace, method: str, task: str, seed: int, data: d
                   loss_fn=text_loss, unit="samples", on_epoch_end=score_epoch, warmup=GLUE_WARMUP)
     metric = spec.metrics[0]
     best = max(epochs, key=lambda e: e[metric])
-    result = {
+    return {
         "suite": "glue", "method": method, "dataset": task, "seed": seed, "metric": metric,
         "score": best[metric], "best_epoch": best["epoch"], "last_score": epochs[-1][metric],
         "best": best, "last": epochs[-1], "epochs": epochs,
@@ -137,11 +136,8 @@ def run_job(args: argparse.Namespace, method: str, task: str, seed: int, data: d
                    "method": TEXT_DESCRIPTIONS[method], **source.describe(), "max_length": args.max_length,
                    "data": {**asdict(spec), "data_dir": args.data_dir, "fingerprint": data["train"]._fingerprint,
                             "sizes": [len(data["train"]), len(data["validation"])]}},
-        "versions": versions(), "device": device_info(device, dist),
+        **provenance(device, dist), **saved_adapter(args, method, task, seed, model, dist),
     }
-    if dist.main and method in args.save_adapters:
-        result["adapter_path"] = str(M.save_adapter(method, model, adapter_dir(args.out, method, task, seed)))
-    return result
 
 
 def run(args: argparse.Namespace) -> int:
@@ -153,32 +149,20 @@ def run(args: argparse.Namespace) -> int:
     source = ModelSource(args.model, args.model_path)
     if todo:
         tokenizer = text_tokenizer(source)
-        data = {t: load_data(t, args.data_dir, tokenizer, args.max_length) for t in dict.fromkeys(t for _, t, _ in todo)}
-    for method, task, seed in todo:
-        result = run_job(args, method, task, seed, data[task], source, tokenizer, device, dist)
-        if dist.main:
-            write_json_atomic(result_path(args.out, method, task, seed), result)
-            print(f"{method} on {task} seed {seed}: {result['metric']} {result['score']:.4f} at best epoch "
-                  f"{result['best_epoch']} (last {result['last_score']:.4f}), {result['method_params']:,} trainable + "
-                  f"{result['head_params']:,} head, {result['train_samples_per_s']:.1f} train samples/s, "
-                  f"{result['wall_seconds']:.1f} s")
-    if dist.main:
-        table, plot = write_report(args.out)
-        print("\n" + markdown_table(load_results(args.out)))
-        print(f"\nreport: {table}\nplot:   {plot}")
+        tasks = dict.fromkeys(t for _, t, _ in todo)
+        data = {t: load_data(t, args.data_dir, tokenizer, args.max_length) for t in tasks}
+    run_jobs(args.out, todo, lambda m, t, s: run_job(args, m, t, s, data[t], source, tokenizer, device, dist),
+             _summary, dist)
     return 0
 
 
+def _summary(result: dict[str, Any]) -> str:
+    return (f"{result['metric']} {result['score']:.4f} at best epoch {result['best_epoch']} (last "
+            f"{result['last_score']:.4f}), {result['train_samples_per_s']:.1f} train samples/s")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except (glue.GlueDataUnavailableError, ModelUnavailableError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    finally:
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+    return main_guarded(run, parse_args(argv), (glue.GlueDataUnavailableError, ModelUnavailableError))
 
 
 if __name__ == "__main__":

@@ -23,11 +23,10 @@ import neat_vision
 from neat_vision.data import DATASETS, DataUnavailableError, Splits, get_spec, load_splits
 
 from . import methods as M
-from .cli import add_option_flags, device_info, method_options, names, setup_device, unfinished, with_recipe_flags
+from .cli import (add_option_flags, main_guarded, method_options, names, provenance, run_jobs, saved_adapter,
+                  setup_device, unfinished, with_recipe_flags)
 from .models import ModelSource, ModelUnavailableError, create_model, data_config
 from .recipes import METHOD_LR, SUITES, Recipe, recipe_for
-from .report import markdown_table, write_report
-from .results import adapter_dir, load_results, result_path, versions, write_json_atomic
 from .smoke import DEFAULT_CACHE, pretrained_backbone
 from .train import Dist, evaluate, ranks_agree, seed_everything, split_loaders, train
 
@@ -112,7 +111,7 @@ def run_job(args: argparse.Namespace, method: str, dataset: str, seed: int, spli
     start = time.perf_counter()
     stats = train(trained, train_loader, plan, heads, device, dist, progress=not args.no_progress)
     val_acc, test_acc = evaluate(model, val_loader, device, dist), evaluate(model, test_loader, device, dist)
-    result = {
+    return {
         "method": method, "dataset": dataset, "seed": seed, "accuracy": test_acc, "val_accuracy": val_acc,
         **counts, **stats, "wall_seconds": time.perf_counter() - start,
         "ranks_agree": ranks_agree(model, test_acc, dist),
@@ -120,11 +119,8 @@ def run_job(args: argparse.Namespace, method: str, dataset: str, seed: int, spli
                    "method": M.DESCRIPTIONS[method], **source.describe(), "data_config": preprocessing,
                    "data": {**asdict(get_spec(dataset)), "data_dir": args.data_dir, "fingerprint": splits.fingerprint,
                             "sizes": [len(splits.train), len(splits.val), len(splits.test)]}},
-        "versions": versions(), "device": device_info(device, dist),
+        **provenance(device, dist), **saved_adapter(args, method, dataset, seed, model, dist),
     }
-    if dist.main and method in args.save_adapters:
-        result["adapter_path"] = str(M.save_adapter(method, model, adapter_dir(args.out, method, dataset, seed)))
-    return result
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,31 +134,17 @@ def run(args: argparse.Namespace) -> int:
     todo = unfinished(args.out, jobs, dist)
     data = {d: load_splits(d, args.data_dir) for d in dict.fromkeys(d for _, d, _ in todo)}
     source = model_source(args, device, dist) if todo else None
-    for method, dataset, seed in todo:
-        result = run_job(args, method, dataset, seed, data[dataset], source, device, dist)
-        if dist.main:
-            write_json_atomic(result_path(args.out, method, dataset, seed), result)
-            print(f"{method} on {dataset} seed {seed}: test accuracy {result['accuracy']:.4f} "
-                  f"(val {result['val_accuracy']:.4f}), {result['method_params']:,} trainable + "
-                  f"{result['head_params']:,} head, {result['train_images_per_s']:.0f} train img/s, "
-                  f"{result['wall_seconds']:.1f} s")
-    if dist.main:
-        table, plot = write_report(args.out)
-        print("\n" + markdown_table(load_results(args.out)))
-        print(f"\nreport: {table}\nplot:   {plot}")
+    run_jobs(args.out, todo, lambda m, d, s: run_job(args, m, d, s, data[d], source, device, dist), _summary, dist)
     return 0
 
 
+def _summary(result: dict[str, Any]) -> str:
+    return (f"test accuracy {result['accuracy']:.4f} (val {result['val_accuracy']:.4f}), "
+            f"{result['train_images_per_s']:.0f} train img/s")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except (DataUnavailableError, ModelUnavailableError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    finally:
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+    return main_guarded(run, parse_args(argv), (DataUnavailableError, ModelUnavailableError))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ HIDDEN, LAYERS = 16, 3
 # --- metrics ------------------------------------------------------------------------------------------------
 def test_cola_matthews_correlation_by_hand():
     # TP 2, FP 1, TN 2, FN 0: (2*2 - 1*0) / sqrt(3 * 2 * 3 * 2) = 4 / 6
-    assert glue.metrics("cola", np.array([1, 1, 0, 0, 1]), np.array([1, 0, 0, 0, 1])) == {"matthews": pytest.approx(2 / 3)}
+    scores = glue.metrics("cola", np.array([1, 1, 0, 0, 1]), np.array([1, 0, 0, 0, 1]))
+    assert scores == {"matthews": pytest.approx(2 / 3)}
 
 
 def test_mrpc_and_qqp_accuracy_and_f1_by_hand():
@@ -238,3 +239,43 @@ def test_bad_cli_input_is_one_argparse_error(capsys):
     assert capsys.readouterr().err.strip().endswith(
         "error: Unknown method(s) adapterx; choose from neat-s, neat-l, lora, dora, fourierft, peanut, bitfit, head, "
         "full.")
+
+
+# --- the training loop's extensions the suite uses ------------------------------------------------------------
+def test_linear_schedule_warms_up_then_decays_to_zero():
+    from benchmarks.train import linear_schedule
+
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule, seen = linear_schedule(optimizer, steps=100, warmup=0.06), []
+    for _ in range(101):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert [seen[i] for i in (0, 3, 6, 53, 100)] == pytest.approx([0.0, 0.5, 1.0, 0.5, 0.0])  # 6 up, 94 down
+
+
+def test_length_grouped_training_batches_and_padding_collation(offline_assets):
+    import datasets
+    from transformers import AutoTokenizer, DataCollatorWithPadding
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    from benchmarks.train import Dist, make_loader
+
+    tokenizer = AutoTokenizer.from_pretrained(offline_assets / "model")
+    words = random.Random(1).sample([n for n in range(1, 17) for _ in range(4)], 64)  # 1 to 16 words, shuffled
+    raw = datasets.Dataset.from_dict({"sentence": [" ".join(["good"] * n) for n in words], "label": [0] * 64})
+    data = glue.tokenize(raw, tokenizer, "sst2")
+    lengths = [len(ids) for ids in data["input_ids"]]
+    collate = DataCollatorWithPadding(tokenizer)
+
+    def spans(loader):
+        return [int(b["attention_mask"].sum(1).max() - b["attention_mask"].sum(1).min()) for b in loader]
+
+    grouped = make_loader(data, 4, True, 0, 0, Dist(), torch.device("cpu"), collate, lengths)
+    shuffled = make_loader(data, 4, True, 0, 0, Dist(), torch.device("cpu"), collate)
+    assert isinstance(grouped.sampler, LengthGroupedSampler) and len(spans(grouped)) == 16
+    assert sum(spans(grouped)) * 2 < sum(spans(shuffled))  # neighbouring lengths share a batch
+    batches = list(grouped)
+    for b in batches:  # padded to the batch's longest sequence with <pad> (id 1)
+        assert b["input_ids"].shape[1] == int(b["attention_mask"].sum(1).max())
+        assert (b["input_ids"][b["attention_mask"] == 0] == 1).all() and (b["attention_mask"] == 0).any()
