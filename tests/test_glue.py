@@ -22,6 +22,14 @@ SPECIAL = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 HIDDEN, LAYERS = 16, 3
 
 
+@pytest.fixture(autouse=True)
+def datasets_cache(monkeypatch, tmp_path):
+    """Arrow files that datasets writes for local CSV / JSON files go to the test's own folder."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
+
+
 # --- metrics ------------------------------------------------------------------------------------------------
 def test_cola_matthews_correlation_by_hand():
     # TP 2, FP 1, TN 2, FN 0: (2*2 - 1*0) / sqrt(3 * 2 * 3 * 2) = 4 / 6
