@@ -3,7 +3,8 @@
     python -m demo.app [--results results/smoke] [--text-results results/glue] [--port 7860]
 
 By default it loads the adapters the offline smoke suite saved (`make bench`) and, for text, those
-`python -m benchmarks.glue --save-adapters ...` saved; any adapter folder or Hub id can be entered in the page. `build_app()` returns the `gr.Blocks` (tests drive it through gradio_client).
+`python -m benchmarks.glue --save-adapters ...` saved; any adapter folder or Hub id can be entered in the page.
+`build_app()` returns the `gr.Blocks` (tests drive it through gradio_client).
 """
 
 from __future__ import annotations
