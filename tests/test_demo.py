@@ -333,5 +333,14 @@ def test_headless_chromium_uploads_an_image_and_sees_both_panels(server, tmp_pat
         assert text("image-verdict").startswith(("Agree:", "Disagree:"))
         shot = Path(os.environ.get("DEMO_SCREENSHOT") or tmp_path / "demo.png")
         assert browser.save_screenshot(str(shot)) and Image.open(shot).size[0] >= 1000
+        (tmp_path / "notes.txt").write_text("not an image")  # a bad upload: a message in the page
+        browser.get(server)
+        wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#image-upload input[type=file]")).send_keys(
+            str(tmp_path / "notes.txt"))
+        wait.until(lambda b: "notes" in text("image-upload"))
+        browser.find_element(By.ID, "image-compare").click()
+        wait.until(lambda b: "is not an image" in text("image-message"))
+        assert text("image-message") == ("⚠️ The uploaded file 'notes.txt' is not an image this demo can read "
+                                         "(PNG, JPEG, WebP, GIF, BMP, TIFF).")
     finally:
         browser.quit()
