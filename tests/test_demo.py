@@ -301,8 +301,9 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium and chromium-driver packages")
-def test_headless_chromium_uploads_an_image_and_sees_both_panels(server, tmp_path):
+def test_headless_chromium_uploads_an_image_and_sees_both_panels(server, tmp_path, monkeypatch):
     """Upload, press Compare, wait for both result panels; the screenshot goes to $DEMO_SCREENSHOT if set."""
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager never downloads a browser or driver
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
