@@ -202,7 +202,8 @@ def split_loaders(splits, data_config: dict, hflip: bool, recipe: Recipe, worker
     from neat_vision.data import ImageDataset, build_transform
 
     micro = max(1, recipe.batch_size // (recipe.grad_accum * dist.world))
-    train_tf = build_transform(data_config, train=True, hflip=hflip, crop_scale=recipe.crop_scale)
+    train_tf = build_transform(data_config, train=True, hflip=hflip, crop_scale=recipe.crop_scale,
+                               seed=seed + dist.rank)
     eval_tf = build_transform(data_config, train=False)
     return (make_loader(ImageDataset(splits.train, train_tf), micro, True, workers, seed, dist, device),
             make_loader(ImageDataset(splits.val, eval_tf), micro * 2, False, workers, seed, dist, device),

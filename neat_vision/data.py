@@ -17,7 +17,7 @@ from typing import Any
 import albumentations as A
 import cv2
 import numpy as np
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 VAL_FRACTION = 0.1   # held out of train when a dataset has no validation split (the paper's setup)
 SPLIT_SEED = 42      # fixed seed of every generated split
@@ -221,9 +221,10 @@ _INTERPOLATION = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR, "nea
 
 
 def build_transform(data_config: dict[str, Any], train: bool, hflip: bool = True,
-                    crop_scale: tuple[float, float] = (0.08, 1.0)) -> A.Compose:
+                    crop_scale: tuple[float, float] = (0.08, 1.0), seed: int | None = None) -> A.Compose:
     """albumentations pipeline from a timm data config: random resized crop (+ flip) for training,
-    resize to size / crop_pct and center crop for evaluation; then normalise and make a CHW tensor."""
+    resize to size / crop_pct and center crop for evaluation; then normalise and make a CHW tensor.
+    `seed` fixes the random augmentations (albumentations ignores torch's and numpy's global seeds)."""
     _, height, width = data_config["input_size"]
     interpolation = _INTERPOLATION.get(data_config.get("interpolation", "bilinear"), cv2.INTER_LINEAR)
     if train:
@@ -235,20 +236,29 @@ def build_transform(data_config: dict[str, Any], train: bool, hflip: bool = True
                  A.CenterCrop(height=height, width=width)]
     steps += [A.Normalize(mean=data_config["mean"], std=data_config["std"], max_pixel_value=255.0),
               A.ToTensorV2()]
-    return A.Compose(steps)
+    return A.Compose(steps, seed=seed)
 
 
 class ImageDataset(Dataset):
-    """A `datasets.Dataset` with `image` / `label` columns, decoded to RGB and transformed per item."""
+    """A `datasets.Dataset` with `image` / `label` columns, decoded to RGB and transformed per item.
+
+    In a DataLoader worker the transform is reseeded once with the worker's seed (torch derives it from the
+    loader's generator and the worker id), so workers draw different but reproducible augmentations.
+    """
 
     def __init__(self, data: Any, transform: A.Compose) -> None:
         self.data = data
         self.transform = transform
+        self._worker: int | None = None
 
     def __len__(self) -> int:
         return len(self.data)
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
+        worker = get_worker_info()
+        if worker is not None and worker.id != self._worker:
+            self.transform.set_random_seed(worker.seed % 2**32)
+            self._worker = worker.id
         row = self.data[int(index)]
         image = np.asarray(row["image"].convert("RGB"))
         return self.transform(image=image)["image"], int(row["label"])

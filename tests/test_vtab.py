@@ -263,3 +263,28 @@ def test_ddp_on_two_cpu_processes_writes_one_result(tmp_path, image_folder, chec
     result = json.loads((out / "runs" / "neat_pets_seed0.json").read_text())
     assert result["device"]["world_size"] == 2 and result["ranks_agree"] is True
     assert capfd.readouterr().out.count("neat on pets seed 0: test accuracy") == 1  # only rank 0 reports
+
+
+def test_augmentations_are_reproducible_and_differ_between_workers():
+    import datasets
+    from torch.utils.data import DataLoader
+
+    from neat_vision.data import ImageDataset
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (24, 24, 3), dtype=np.uint8))
+    data = datasets.Dataset.from_dict({"image": [image] * 4, "label": [0] * 4},
+                                      features=datasets.Features({"image": datasets.Image(),
+                                                                  "label": datasets.ClassLabel(num_classes=1)}))
+    config = {"input_size": (3, 16, 16), "mean": (0.5,) * 3, "std": (0.5,) * 3}
+
+    def crops(workers: int) -> list[torch.Tensor]:
+        dataset = ImageDataset(data, build_transform(config, train=True, seed=3))
+        loader = DataLoader(dataset, batch_size=1, num_workers=workers, generator=torch.Generator().manual_seed(0))
+        return [x[0] for x, _ in loader]
+
+    in_process = crops(0)
+    assert all(torch.equal(a, b) for a, b in zip(in_process, crops(0)))   # seeded: the same every run
+    assert not torch.equal(in_process[0], in_process[1])                  # but random from image to image
+    two_workers = crops(2)   # workers take items 0, 2 and 1, 3; each reseeds with its own seed
+    assert all(torch.equal(a, b) for a, b in zip(two_workers, crops(2)))
+    assert not torch.equal(two_workers[0], two_workers[1])
