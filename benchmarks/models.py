@@ -81,7 +81,8 @@ def _text_pretrained(source: ModelSource, auto_class: str, **kwargs: Any) -> Any
     try:
         return getattr(transformers, auto_class).from_pretrained(str(path or source.name), **kwargs)
     except OSError as err:  # offline without a cached copy, a folder without the files
-        raise _unavailable(source, f"{type(err).__name__}: {err}", TEXT_COPY) from None
+        first_line = str(err).strip().splitlines()[0].rstrip(".") if str(err).strip() else ""
+        raise _unavailable(source, f"{type(err).__name__}: {first_line}", TEXT_COPY) from None
 
 
 def text_tokenizer(source: ModelSource) -> Any:

@@ -110,7 +110,7 @@ def load_task(name: str, data_dir: str | os.PathLike | None = None) -> dict[str,
         try:
             hub = datasets.load_dataset(HUB_ID, task.name)
         except (ConnectionError, OSError) as err:  # offline without a cached copy, network failures
-            raise unavailable(task, f"{type(err).__name__} while downloading") from None
+            raise unavailable(task, f"no cached copy, and the download failed ({type(err).__name__})") from None
         loaded = {"train": hub["train"], "validation": hub[task.validation]}
     for split in SPLITS:
         missing = [c for c in (*task.keys, "label") if loaded[split] is None or c not in loaded[split].column_names]

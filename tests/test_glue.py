@@ -218,6 +218,25 @@ def test_no_network_and_no_local_data_names_the_flag(offline_assets, tmp_path, m
         "DIR/sst2/train.csv and DIR/sst2/validation.csv)).")
 
 
+def test_offline_mode_without_a_cached_copy_names_the_flag(offline_assets, tmp_path):
+    """A real `python -m benchmarks.glue` with HF_HUB_OFFLINE and an empty Hugging Face cache."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    done = subprocess.run([sys.executable, "-m", "benchmarks.glue", "--model-path", str(offline_assets / "model"),
+                           "--method", "neat-s", "--tasks", "cola", "--out", str(tmp_path / "out")],
+                          cwd=Path(__file__).parents[1], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: GLUE task 'cola' (nyu-mll/glue) is not available: no cached copy, and the download failed "
+        "(ConnectionError). Download it where the Hub is reachable and pass --data-dir DIR (DIR/<task>: a "
+        "datasets.save_to_disk folder, or train and validation files (.csv, .json, .jsonl or .parquet, e.g. "
+        "DIR/sst2/train.csv and DIR/sst2/validation.csv)).")
+
+
 def test_no_network_and_no_local_model_names_the_flag(offline_assets, tmp_path, monkeypatch, capsys):
     import benchmarks.models
 
