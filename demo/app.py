@@ -53,6 +53,10 @@ def _on_page(with_preview: bool):
     return wrap
 
 
+def _choice(*fields: str | None) -> Choice:
+    return Choice(*(f or "" for f in fields))
+
+
 def _compare(kind: str, choice: Choice, raw, note: str = "") -> tuple:
     """Run both models of `choice` on `raw`: (message, neat plot, neat stats, lora plot, lora stats, verdict)."""
     try:
@@ -70,7 +74,7 @@ def compare_images(base: str, neat: str, lora: str, labels: str, path: str | Non
                    max_bytes: int = MAX_BYTES) -> tuple:
     """Handler of the image tab: checks the upload, then compares the two models on it."""
     image, note = load_rgb(path, max_bytes)
-    message, *rest = _compare("image", Choice(base or "", neat or "", lora or "", labels or ""), image, note)
+    message, *rest = _compare("image", _choice(base, neat, lora, labels), image, note)
     return (message, image, *rest)
 
 
@@ -78,8 +82,8 @@ def compare_images(base: str, neat: str, lora: str, labels: str, path: str | Non
 def compare_texts(base: str, neat: str, lora: str, labels: str, text: str | None) -> tuple:
     """Handler of the text tab."""
     if not text or not text.strip():
-        raise LoadError("Enter a text to classify.")
-    return _compare("text", Choice(base or "", neat or "", lora or "", labels or ""), text.strip())
+        return _failure("Enter a text to classify.", with_preview=False)
+    return _compare("text", _choice(base, neat, lora, labels), text.strip())
 
 
 def _adapter_inputs(choice: Choice, base_help: str) -> list[gr.Textbox]:
