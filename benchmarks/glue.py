@@ -13,6 +13,7 @@ benchmarks.glue ...` (rank 0 writes).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from dataclasses import asdict
@@ -85,6 +86,11 @@ def text_predictions(model: nn.Module, batch: dict[str, torch.Tensor], device: t
 
 
 # --- one run --------------------------------------------------------------------------------------------
+def best_epoch(epochs: list[dict[str, float]], metric: str) -> dict[str, float]:
+    """The first epoch with the highest `metric`; NaN scores (a correlation of constant outputs) never win."""
+    return max(epochs, key=lambda e: (not math.isnan(e[metric]), e[metric] if not math.isnan(e[metric]) else 0.0))
+
+
 def load_data(task: str, data_dir: str | None, tokenizer: Any, max_length: int) -> dict[str, Any]:
     """The task's tokenised train / validation sets (from --data-dir, else the Hub)."""
     spec = glue.get_task(task)
@@ -125,7 +131,7 @@ def run_job(args: argparse.Namespace, method: str, task: str, seed: int, data: d
     stats = train(trained, train_loader, plan, heads, device, dist, progress=not args.no_progress,
                   loss_fn=text_loss, unit="samples", on_epoch_end=score_epoch, warmup=GLUE_WARMUP)
     metric = spec.metrics[0]
-    best = max(epochs, key=lambda e: e[metric])
+    best = best_epoch(epochs, metric)
     return {
         "suite": "glue", "method": method, "dataset": task, "seed": seed, "metric": metric,
         "score": best[metric], "best_epoch": best["epoch"], "last_score": epochs[-1][metric],

@@ -55,6 +55,13 @@ def test_accuracy_tasks_by_hand(task):
     assert glue.metrics(task, np.array([0, 1, 2, 2]), np.array([0, 1, 1, 2])) == {"accuracy": 0.75}
 
 
+def test_best_epoch_is_the_first_highest_and_never_a_nan_one():
+    epochs = [{"epoch": 1, "pearson": float("nan")}, {"epoch": 2, "pearson": 0.3}, {"epoch": 3, "pearson": 0.3},
+              {"epoch": 4, "pearson": -0.2}]
+    assert glue_cli.best_epoch(epochs, "pearson")["epoch"] == 2
+    assert glue_cli.best_epoch(epochs[:1], "pearson")["epoch"] == 1
+
+
 def test_unknown_task_lists_the_tasks():
     with pytest.raises(ValueError, match="Unknown GLUE task 'wnli'; choose from cola, sst2, mrpc, stsb, qqp, mnli, "
                                          "qnli, rte."):
