@@ -88,7 +88,8 @@ def text_predictions(model: nn.Module, batch: dict[str, torch.Tensor], device: t
 # --- one run --------------------------------------------------------------------------------------------
 def best_epoch(epochs: list[dict[str, float]], metric: str) -> dict[str, float]:
     """The first epoch with the highest `metric`; NaN scores (a correlation of constant outputs) never win."""
-    return max(epochs, key=lambda e: (not math.isnan(e[metric]), e[metric] if not math.isnan(e[metric]) else 0.0))
+    scored = [e for e in epochs if not math.isnan(e[metric])]
+    return max(scored or epochs[:1], key=lambda e: e[metric])
 
 
 def load_data(task: str, data_dir: str | None, tokenizer: Any, max_length: int) -> dict[str, Any]:
