@@ -258,6 +258,19 @@ def test_no_network_and_no_local_model_names_the_flag(offline_assets, tmp_path, 
         "its tokenizer).")
 
 
+def test_local_parquet_files_and_mnli_matched_validation(tmp_path):
+    import datasets
+
+    (tmp_path / "mnli").mkdir()
+    for split, n in (("train", 3), ("validation_matched", 2), ("validation_mismatched", 1)):
+        rows = {"premise": [f"p{i}" for i in range(n)], "hypothesis": [f"h{i}" for i in range(n)],
+                "label": list(range(n)), "idx": list(range(n))}
+        datasets.Dataset.from_dict(rows).to_parquet(str(tmp_path / "mnli" / f"{split}.parquet"))
+    loaded = glue.load_task("mnli", tmp_path)
+    assert {s: (d.column_names, len(d)) for s, d in loaded.items()} == {
+        "train": (["premise", "hypothesis", "label"], 3), "validation": (["premise", "hypothesis", "label"], 2)}
+
+
 def test_local_task_folder_without_validation_file_is_one_clear_error(tmp_path):
     (tmp_path / "rte").mkdir()
     (tmp_path / "rte" / "train.csv").write_text("sentence1,sentence2,label\na,b,0\n")
