@@ -73,7 +73,7 @@ PAPER_DATASETS = ("pets", "cifar10", "dtd", "eurosat", "resisc45", "cars", "fgvc
 
 
 class DataUnavailableError(RuntimeError):
-    """A dataset can be neither downloaded nor found locally."""
+    """A dataset can be neither downloaded nor found locally, or the local copy does not fit its rule."""
 
 
 @dataclass
@@ -124,10 +124,12 @@ def _local_folder(data_dir: str | os.PathLike, spec: DatasetSpec) -> Path:
 def _load_local(folder: Path) -> Any:
     import datasets
 
+    if not folder.is_dir():
+        raise DataUnavailableError(f"--data-dir {folder} is not a folder; expected {DATA_DIR_HELP}.")
     if (folder / "dataset_dict.json").is_file():
         return datasets.load_from_disk(str(folder))
     if not any(p.is_dir() for p in folder.iterdir()):
-        raise ValueError(f"{folder} holds no class folders; expected {DATA_DIR_HELP}.")
+        raise DataUnavailableError(f"{folder} holds no split or class folders; expected {DATA_DIR_HELP}.")
     return datasets.load_dataset("imagefolder", data_dir=str(folder))
 
 
@@ -174,7 +176,7 @@ def _normalise_columns(ds: Any, spec: DatasetSpec) -> Any:
             ds = ds.rename_column(key, std)
     missing = {"image", "label"} - set(ds.column_names)
     if missing:
-        raise ValueError(f"Dataset {spec.name!r} has columns {ds.column_names}; expected {spec.image_key!r} "
+        raise DataUnavailableError(f"Dataset {spec.name!r} has columns {ds.column_names}; expected {spec.image_key!r} "
                          f"and {spec.label_key!r} (or image / label).")
     return ds.select_columns(["image", "label"])
 
@@ -191,7 +193,7 @@ def _pick(loaded: dict[str, Any], names: tuple[str | None, ...], spec: DatasetSp
             return loaded[name]
     if role == "val":
         return None
-    raise ValueError(f"Dataset {spec.name!r} has splits {sorted(loaded)}; no {role} split "
+    raise DataUnavailableError(f"Dataset {spec.name!r} has splits {sorted(loaded)}; no {role} split "
                      f"(looked for {[n for n in names if n]}).")
 
 

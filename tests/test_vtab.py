@@ -288,3 +288,17 @@ def test_augmentations_are_reproducible_and_differ_between_workers():
     two_workers = crops(2)   # workers take items 0, 2 and 1, 3; each reseeds with its own seed
     assert all(torch.equal(a, b) for a, b in zip(two_workers, crops(2)))
     assert not torch.equal(two_workers[0], two_workers[1])
+
+
+def test_unusable_local_data_is_reported_without_a_traceback(tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    assert vtab.main(["--dataset", "pets", "--method", "head", "--data-dir", str(missing),
+                      "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --data-dir {missing} is not a folder; expected an ImageFolder tree (train/, test/, optional val/) "
+        "or a datasets.save_to_disk folder.")
+    flat = write_image_folder(tmp_path / "flat", {"train": 2})  # no test/ folder
+    assert vtab.main(["--dataset", "pets", "--method", "head", "--data-dir", str(flat),
+                      "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: Dataset 'pets' has splits ['train']; no test split (looked for ['test']).")
