@@ -16,6 +16,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+import timm
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
@@ -66,6 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         [(get_spec(d), recipe_for(d)) for d in args.datasets]
         if args.preset is not None and args.preset not in neat_vision.PRESETS:
             raise ValueError(f"Unknown preset {args.preset!r}; choose from {', '.join(neat_vision.PRESETS)}.")
+        if args.model and not timm.is_model(args.model):
+            raise ValueError(f"Unknown timm model {args.model!r}; timm.list_models() lists the names "
+                             "(e.g. vit_base_patch16_224.orig_in21k).")
     except ValueError as err:
         p.error(str(err))
     return args

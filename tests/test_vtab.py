@@ -123,6 +123,8 @@ def test_model_path_accepts_a_safetensors_file_and_the_head_is_fresh(tmp_path):
     ("--dataset", "mnist", "Unknown dataset 'mnist'; choose from pets, cifar10, dtd, eurosat, resisc45, cars, "
                            "fgvc, cifar100, digits04, digits59."),
     ("--preset", "everything", "Unknown preset 'everything'; choose from qv, qv_mlp, all_linear."),
+    ("--model", "vit_gigantic", "Unknown timm model 'vit_gigantic'; timm.list_models() lists the names "
+                                "(e.g. vit_base_patch16_224.orig_in21k)."),
 ])
 def test_bad_names_are_rejected_with_the_valid_ones(capsys, flag, value, message):
     with pytest.raises(SystemExit) as exit_info:
