@@ -48,7 +48,7 @@ METRIC_NAMES = {"matthews": "Matthews corr.", "accuracy": "accuracy", "f1": "F1"
 
 
 class GlueDataUnavailableError(RuntimeError):
-    """A GLUE task can be neither downloaded nor found locally."""
+    """A GLUE task can be neither downloaded nor found locally, or its local copy lacks the task's columns."""
 
 
 def get_task(name: str) -> GlueTask:
@@ -116,8 +116,8 @@ def load_task(name: str, data_dir: str | os.PathLike | None = None) -> dict[str,
         missing = [c for c in (*task.keys, "label") if loaded[split] is None or c not in loaded[split].column_names]
         if missing:
             columns = loaded[split].column_names if loaded[split] is not None else "no such split"
-            raise ValueError(f"GLUE task {task.name!r}: the {split} split lacks column(s) {missing} "
-                             f"(it has {columns}).")
+            raise GlueDataUnavailableError(f"GLUE task {task.name!r}: the {split} split lacks column(s) {missing} "
+                                           f"(it has {columns}).")
     return {s: loaded[s].select_columns([*task.keys, "label"]) for s in SPLITS}
 
 

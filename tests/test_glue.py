@@ -279,6 +279,17 @@ def test_local_task_folder_without_validation_file_is_one_clear_error(tmp_path):
         glue.load_task("rte", tmp_path)
 
 
+def test_local_files_without_the_task_columns_say_which_are_missing(offline_assets, tmp_path, capsys):
+    (tmp_path / "qnli").mkdir()
+    for split in ("train", "validation"):
+        (tmp_path / "qnli" / f"{split}.csv").write_text("question,text,label\nwhy,because,0\n")
+    args = ["--model-path", str(offline_assets / "model"), "--data-dir", str(tmp_path), "--method", "head",
+            "--tasks", "qnli", "--out", str(tmp_path / "out")]
+    assert glue_cli.main(args) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: GLUE task 'qnli': the train split lacks column(s) ['sentence'] (it has ['question', 'text', 'label']).")
+
+
 def test_bad_cli_input_is_one_argparse_error(capsys):
     with pytest.raises(SystemExit) as done:
         glue_cli.parse_args(["--method", "neat-s,adapterx"])
