@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from neat_core.io import atomic_write
 
 RUNS = "runs"
 ADAPTERS = "adapters"
@@ -26,19 +27,8 @@ def adapter_dir(out: str | os.PathLike, method: str, dataset: str, seed: int) ->
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write to a temporary file in the same folder, then os.replace: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    """Write `text` atomically (temporary file + os.replace): readers never see half a file."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def write_json_atomic(path: str | os.PathLike, data: dict[str, Any]) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,16 +52,21 @@ def _adapter_tensors(model: nn.Module, adapter: str, config: NeatConfig) -> dict
     return tensors
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write via a temporary file in the same folder, then rename over `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
+    """Call write(tmp) on a temporary file beside `path`, then rename it over `path`: readers and a killed run
+    never see half a file. The file gets the usual rw-r--r-- mode (mkstemp alone makes it owner-only)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    return path
 
 
 def save_adapter(model: nn.Module, path: str | os.PathLike, adapter: str | None = None) -> Path:
@@ -77,8 +83,8 @@ def save_adapter(model: nn.Module, path: str | os.PathLike, adapter: str | None 
     tensors = {k: v.detach().contiguous().cpu() for k, v in _adapter_tensors(model, adapter, config).items()}
     meta = {"config": config.to_dict(), "base_model": base_model_name(model), "model_class": type(model).__name__,
             "library": "neat-peft", "library_version": library_version(), "format_version": FORMAT_VERSION}
-    _atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    _atomic_write(folder / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
+    atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    atomic_write(folder / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
     return folder
 
 

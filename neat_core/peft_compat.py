@@ -32,7 +32,7 @@ from torch import nn
 
 from .config import NeatConfig
 from .inject import _REGEX_CHARS, active_adapter, adapter_configs, neat_layers, plan_injection
-from .io import CONFIG_NAME, WEIGHTS_NAME, _atomic_write, base_model_name, load_tensors
+from .io import CONFIG_NAME, WEIGHTS_NAME, atomic_write, base_model_name, load_tensors
 from .layer import NeatLinear
 
 PEFT_PREFIX = "base_model.model."
@@ -138,8 +138,8 @@ def to_peft(model: nn.Module, out_dir: str | os.PathLike, adapter: str | None = 
     tensors = _peft_tensors(model, layers, config, adapter)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    _atomic_write(folder / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(peft_config, indent=2) + "\n"))
+    atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    atomic_write(folder / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(peft_config, indent=2) + "\n"))
     return folder
 
 

@@ -143,3 +143,10 @@ def test_adapter_whose_targets_match_nothing_is_refused(tmp_path):
                                          r"NEAT target 'blocks\.0\.proj' matches no linear layer"):
         neat_core.load_adapter(vit, tmp_path)
     assert not any(isinstance(m, NeatLinear) for m in vit.modules())
+
+
+def test_saved_files_are_world_readable_and_no_temporary_is_left(tmp_path):
+    model = trained()
+    neat_core.save_adapter(model, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in tmp_path.iterdir())
