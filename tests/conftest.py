@@ -56,6 +56,16 @@ def randomize_adapters(model: nn.Module, std: float = 0.2, seed: int = 1) -> Non
                 p.copy_(torch.randn(p.shape, generator=gen) * std)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def single_thread():
+    """The tests' models are tiny: one intra-op thread beats two contended ones (up to ~100x on a shared
+    2-core machine), and timings in the speed smoke test stay comparable."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def x() -> torch.Tensor:
     return torch.randn(4, 5, 16, generator=torch.Generator().manual_seed(123))

@@ -35,14 +35,6 @@ MAX_BYTES = 100_000  # the test app's upload limit
 WORDS = ["good", "bad", "film", "great", "dull", "long", "a", "the", "is", "was"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny models on a shared 2-core machine run faster on one intra-op thread than on two contended ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _perturb_lora(model: torch.nn.Module) -> None:
     """LoRA's B starts at zero; give it values so that the adapter changes outputs."""

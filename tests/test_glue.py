@@ -109,7 +109,6 @@ def offline_assets(tmp_path_factory):
     from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaForMaskedLM
 
-    torch.set_num_threads(1)
     root, rng = tmp_path_factory.mktemp("glue"), random.Random(0)
     splits = {task: {"train": make(rng, 24), "validation": make(rng, 12)}
               for task, make in (("sst2", _sst2), ("mrpc", _mrpc), ("stsb", _stsb))}

@@ -28,14 +28,6 @@ COMMIT = "a" * 40
 IMAGES = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny models on a shared 2-core machine run faster on one intra-op thread than on two contended ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def trained_vit(seed: int = 1):
     """tiny_vit with a NEAT adapter and head of non-zero values, and the base weights it started from."""

@@ -31,14 +31,6 @@ TINY: dict[str, dict] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread is ~100x faster than two contended ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 # output sizes of the adapted q and v projections (LLMs: 2 key/value heads of 8 -> v is 16 wide)
 QV_OUT = {t: (H, H // 2) if t in ("llama", "mistral", "qwen2", "gemma") else (H, H) for t in TINY}
