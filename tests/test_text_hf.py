@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from test_text_tiny import TINY, logits, randomize, single_thread, tiny_inputs, tiny_model  # noqa: F401
+from test_text_tiny import TINY, logits, randomize, tiny_inputs, tiny_model  # noqa: F401
 from transformers import AutoConfig, AutoModelForCausalLM, Trainer, TrainingArguments
 
 import neat_core
