@@ -215,7 +215,9 @@ class NeatLinear(nn.Module):
             return F.linear(x, self.updated_weight(name, weight), self.base_layer.bias)
         spec = self.settings[name]
         p, q = self._factors(name, weight)
-        low = x @ p.transpose(0, 1).flatten(1)  # (..., S*r): one skinny product for all slices
+        # (..., S*r): one skinny product for all slices, with P laid out as F.linear's (S*r, in) weight so that
+        # its gradient is grad^T @ x (the fast GEMM layout), not x^T @ grad
+        low = F.linear(x, p.transpose(1, 2).reshape(-1, self.in_features).contiguous())
         update = low @ torch.block_diag(*(q * spec.scale))  # (..., S*D)
         y = self.base_layer(x)  # a fresh tensor that autograd does not keep: safe to add into in place
         if spec.slices.whole:
