@@ -222,12 +222,14 @@ class NeatLinear(nn.Module):
         y = self.base_layer(x)  # a fresh tensor that autograd does not keep: safe to add into in place
         if spec.slices.whole:
             return y.add_(update)
-        blocks, num = y.unflatten(-1, (spec.slices.num_blocks, -1)), len(spec.slices.blocks)
-        if isinstance(spec.slices.index, slice):
-            blocks[..., spec.slices.index, :].add_(update.unflatten(-1, (num, -1)))
+        blocks = y.unflatten(-1, (spec.slices.num_blocks, -1))  # a view: adding into it adds into y
+        parts = update.unflatten(-1, (len(spec.slices.blocks), -1))
+        index = spec.slices.index
+        if isinstance(index, slice):
+            blocks[..., index, :].add_(parts)
         else:
-            for k, block in enumerate(spec.slices.blocks):
-                blocks[..., block, :].add_(update.unflatten(-1, (num, -1))[..., k, :])
+            for k, block in enumerate(index):
+                blocks[..., block, :].add_(parts[..., k, :])
         return y
 
     def _compute_weight(self, x: torch.Tensor) -> torch.Tensor:
