@@ -146,3 +146,15 @@ def test_unknown_family_suggests_targets():
 def test_config_and_preset_together_are_refused():
     with pytest.raises(ValueError, match=r"Give either config= or preset=, not both\."):
         neat_vision.patch(tiny_vit(), config=neat_core.NeatConfig(targets=["qkv"]), preset="qv")
+
+
+@pytest.mark.parametrize("autocast", [False, True], ids=["fp32", "bf16-autocast"])
+def test_patched_model_compiles_to_one_graph(autocast):
+    """torch.compile sees the whole patched ViT without graph breaks (no Python branching on tensor values)."""
+    import torch._dynamo
+
+    model = tiny_vit()
+    neat_vision.patch(model, rank=2)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        explained = torch._dynamo.explain(model)(torch.randn(2, 3, 32, 32))
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0)
