@@ -102,12 +102,16 @@ def read_adapter(path: str | os.PathLike) -> tuple[dict[str, Any], NeatConfig, d
         config = NeatConfig.from_dict(meta["config"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{config_file} is not a valid NEAT adapter config ({err}); {hint}.") from None
+    return meta, config, read_safetensors(weights_file)
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, or one clear error when it is truncated or not safetensors."""
     try:
-        tensors = load_file(weights_file)
+        return load_file(path)
     except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"{weights_file} is not a readable safetensors file ({err}); it may be truncated or "
+        raise ValueError(f"{path} is not a readable safetensors file ({err}); it may be truncated or "
                          "corrupt: save or download the adapter again.") from None
-    return meta, config, tensors
 
 
 def _expected_shapes(model: nn.Module, config: NeatConfig, adapter: str) -> dict[str, tuple[int, ...]]:

@@ -26,13 +26,12 @@ import re
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from .config import NeatConfig
 from .inject import _REGEX_CHARS, active_adapter, adapter_configs, neat_layers, plan_injection
-from .io import CONFIG_NAME, WEIGHTS_NAME, atomic_write, base_model_name, load_tensors
+from .io import CONFIG_NAME, WEIGHTS_NAME, atomic_write, base_model_name, load_tensors, read_safetensors
 from .layer import NeatLinear
 
 PEFT_PREFIX = "base_model.model."
@@ -159,11 +158,7 @@ def _read_peft_folder(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
         kind = peft_config.get("peft_type") if isinstance(peft_config, dict) else None
         raise ValueError(f"{config_file} describes a {kind or 'non-PEFT'} adapter; neat_core.from_peft reads PEFT "
                          "PEANuT adapters (peft_type 'PEANUT'). Use neat_core.load_adapter for NEAT folders.")
-    try:
-        tensors = load_file(weights_file)
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"{weights_file} is not a readable safetensors file ({err}); it may be truncated or "
-                         "corrupt: save or download the adapter again.") from None
+    tensors = read_safetensors(weights_file)
     foreign = [k for k in tensors if not k.startswith(PEFT_PREFIX)]
     if foreign:
         raise ValueError(f"{weights_file} has key {foreign[0]!r} without PEFT's prefix {PEFT_PREFIX!r}; {hint}.")
