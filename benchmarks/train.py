@@ -96,6 +96,9 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+PROGRESS_EVERY = 10  # steps between progress-bar updates (each reads the loss back from the device)
+
+
 def linear_schedule(optimizer: torch.optim.Optimizer, steps: int, warmup: float = 0.0
                     ) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up over the first `warmup` fraction of `steps`, then linear decay to zero."""
@@ -131,7 +134,7 @@ def train(model: nn.Module, loader: DataLoader, recipe: Recipe, heads: list[str]
         if isinstance(loader.sampler, DistributedSampler):
             loader.sampler.set_epoch(epoch)
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{recipe.epochs}", leave=False, disable=not (progress and dist.main))
-        total, count, start = 0.0, 0, time.perf_counter()
+        total, count, start = torch.zeros((), device=device), 0, time.perf_counter()
         for step, batch in enumerate(bar):
             with autocast(device):
                 loss, size = loss_fn(model, batch, device)
@@ -141,10 +144,11 @@ def train(model: nn.Module, loader: DataLoader, recipe: Recipe, heads: list[str]
                 optimizer.zero_grad(set_to_none=True)
                 schedule.step()
             samples += size * dist.world
-            total, count = total + loss.item(), count + 1
-            rate = samples / (seconds + time.perf_counter() - start)
-            bar.set_postfix({"loss": f"{total / count:.3f}", f"{unit}/s": f"{rate:.0f}"})
-        loss_mean = total / max(count, 1)
+            total, count = total + loss.detach().float(), count + 1
+            if count % PROGRESS_EVERY == 0 or count == len(loader):  # .item() waits for the GPU: not every step
+                rate = samples / (seconds + time.perf_counter() - start)
+                bar.set_postfix({"loss": f"{total.item() / count:.3f}", f"{unit}/s": f"{rate:.0f}"})
+        loss_mean = total.item() / max(count, 1)
         synchronize(device)
         seconds += time.perf_counter() - start
         if on_epoch_end is not None:
