@@ -10,7 +10,7 @@ PEFT's PEANuT (peft/tuners/peanut, checked against peft 0.21.2) is the same meth
     <head>.<param>               <head>.<param>                   modules_to_save, unchanged
 
 - depth: PEFT's `depth` counts encoder/decoder *pairs* (0 = A, B; 1 = A, e1, d1, B); ours counts weight
-  matrices, so ours = 2 * PEFT + 2 (as DESIGN.md says).
+  matrices, so ours = 2 * PEFT + 2 (docs/ARCHITECTURE.md).
 - orientation: PEFT computes act(W^T A^T) ... B^T, i.e. it reads rows of W^T (length out_features) = our "out".
 - activation: PEFT's `act_fn` is a transformers ACT2FN key; only keys computing exactly our function are mapped
   (relu, gelu = erf GELU, silu/swish, tanh, linear = our identity).
