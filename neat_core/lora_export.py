@@ -71,13 +71,8 @@ def lora_factors(layer: NeatLinear, adapter: str) -> tuple[torch.Tensor, torch.T
 # --- how PEFT will read the config (peft 0.21.2) ------------------------------------------------------
 def _plain_names(model: nn.Module) -> list[str]:
     """Module names as PEFT sees the base model: a NEAT layer is one module, its insides do not exist."""
-    names, inside = [], []
-    for name, module in model.named_modules():
-        if name and not any(name.startswith(p + ".") for p in inside):
-            names.append(name)
-            if isinstance(module, NeatLinear):
-                inside.append(name)
-    return names
+    neat = [name for name, _ in neat_layers(model)]
+    return [n for n, _ in model.named_modules() if n and not any(n.startswith(p + ".") for p in neat)]
 
 
 def _in_saved(name: str, heads: list[str]) -> bool:
