@@ -139,6 +139,18 @@ def test_factors_are_the_neat_update_with_zero_rows_for_untouched_blocks(tmp_pat
         [f"{PREFIX}blocks.{i}.attn.qkv" for i in range(2)]
 
 
+def test_half_precision_base_exports_fp32_factors_of_its_weight(tmp_path) -> None:
+    ours = _train(neat_text.patch(tiny_model("gpt2").to(torch.bfloat16), rank=2, depth=4))
+    neat_core.to_lora(ours, tmp_path)
+    tensors = load_file(tmp_path / "adapter_model.safetensors")
+    layer = ours.transformer.h[0].attn.c_attn
+    lora_a, lora_b = (tensors[f"{PREFIX}transformer.h.0.attn.c_attn.lora_{x}.weight"] for x in "AB")
+    assert lora_a.dtype == lora_b.dtype == torch.float32
+    assert tensors[f"{PREFIX}score.weight"].dtype == torch.bfloat16  # heads are saved as they are
+    torch.testing.assert_close(lora_b @ lora_a, layer.delta_weight("default"), atol=1e-6, rtol=0)
+    assert torch.equal(lora_a, lora_factors(layer, "default")[0])
+
+
 def test_neat_provenance_is_kept_beside_a_plain_lora_config(tmp_path) -> None:
     ours = _train(neat_vision.patch(tiny_vit(), rank=3, depth=6, activation="sin", scale=0.5))
     neat_core.to_lora(ours, tmp_path)
