@@ -1,0 +1,202 @@
+"""`to_lora`: a NEAT adapter written as a standard PEFT LoRA folder, exactly (no approximation).
+
+For a frozen base weight every NEAT update is a low-rank product. Per adapted slice s of a layer
+(`NeatLinear._factors`, computed in fp32 from the ORIGINAL weight, also when the model is merged):
+
+    dW_s^T = scale * P_s Q_s        P_s: in x r,  Q_s: r x D      (D = out / num_blocks)
+
+so the layer is a LoRA layer of rank S*r (S adapted slices; S = 1 for a whole layer), in PEFT's layout
+(peft/tuners/lora/layer.py, checked against peft 0.21.2: y = base(x) + lora_B(lora_A(x)) * lora_alpha / r):
+
+    lora_A.weight (S*r x in)  = [P_1^T; ...; P_S^T]
+    lora_B.weight (out x S*r) = block b_k of rows, columns k*r..(k+1)*r: scale * Q_k^T; zero elsewhere
+    lora_alpha = r                          (PEFT's and vLLM's scaling lora_alpha / r = 1)
+
+Both shapes are the same for Hugging Face `Conv1D` (PEFT reads in/out from its nx x nf weight and applies
+lora_A/lora_B to x as for nn.Linear); the config then sets `fan_in_fan_out`, which PEFT needs to merge.
+Layers of different rank (q,v slices of a fused qkv next to whole MLP layers) get `rank_pattern` and an equal
+`alpha_pattern`, so every layer keeps scaling 1; `r` is the largest rank, the one a server's rank limit must
+allow. Keys: `base_model.model.<module>.lora_{A,B}.weight`; heads in `modules_to_save` as
+`base_model.model.<head>.<param>` (PEFT's `save_pretrained` layout).
+
+`adapter_config.json` holds only LoraConfig fields (PEFT warns about unknown keys, and servers read it), so
+the NEAT provenance - "exported_from", the library version and the NEAT config - is written as metadata in
+the safetensors header and in `neat_export.json` beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from .inject import active_adapter, adapter_configs, neat_layers
+from .io import CONFIG_NAME, WEIGHTS_NAME, atomic_write, base_model_name
+from .layer import NeatLinear
+
+PEFT_PREFIX = "base_model.model."
+EXPORT_INFO_NAME = "neat_export.json"
+EXPORTED_FROM = "neat-peft"
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+# --- the maths -------------------------------------------------------------------------------------
+def lora_factors(layer: NeatLinear, adapter: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(lora_A (S*r x in), lora_B (out x S*r)) with lora_B @ lora_A = the adapter's scale * dW (torch layout),
+    computed in fp32 (or the weight's dtype, if wider) from the unmerged base weight."""
+    weight = layer._unmerged_weight().detach()
+    weight = weight.to(torch.promote_types(weight.dtype, torch.float32))
+    spec = layer.settings[adapter]
+    with torch.no_grad():
+        p, q = layer._factors(adapter, weight)  # (S, in, r), (S, r, D)
+        num, _, rank = p.shape
+        lora_a = p.transpose(1, 2).reshape(num * rank, layer.in_features)
+        rows = layer.out_features // spec.slices.num_blocks
+        lora_b = weight.new_zeros(spec.slices.num_blocks, rows, num * rank)
+        for k, block in enumerate(spec.slices.blocks):
+            lora_b[block, :, k * rank:(k + 1) * rank] = q[k].t() * spec.scale
+    return lora_a, lora_b.reshape(layer.out_features, num * rank)
+
+
+# --- how PEFT will read the config (peft 0.21.2) ------------------------------------------------------
+def _plain_names(model: nn.Module) -> list[str]:
+    """Module names as PEFT sees the base model: a NEAT layer is one module, its insides do not exist."""
+    neat = [name for name, _ in neat_layers(model)]
+    return [n for n, _ in model.named_modules() if n and not any(n.startswith(p + ".") for p in neat)]
+
+
+def _in_saved(name: str, heads: list[str]) -> bool:
+    """PEFT never puts LoRA inside a module that `modules_to_save` names (or on that module)."""
+    return any(re.fullmatch(rf"(.*\.)?{re.escape(h)}(\..*)?", name) for h in heads)
+
+
+def _peft_targets(names: list[str], targets: list[str], heads: list[str]) -> set[str]:
+    """The modules PEFT's list-form `target_modules` select: the name itself or a dotted suffix of it."""
+    chosen = set(targets)
+    return {n for n in names if (n in chosen or any(n.endswith("." + t) for t in targets)) and not _in_saved(n, heads)}
+
+
+def _pattern_value(pattern: dict[str, int], name: str, default: int) -> int:
+    """The value PEFT's `rank_pattern` / `alpha_pattern` give module `name` (peft.utils.other.get_pattern_key)."""
+    for key in pattern:
+        if re.match(rf"(.*\.)?({key})$", name):
+            return pattern[key]
+    return default
+
+
+def _target_modules(names: list[str], adapted: list[str], heads: list[str]) -> list[str]:
+    """Short names (`q_proj`) when PEFT selects exactly the adapted layers with them - the form LoRA servers
+    know - else the exact module names."""
+    short = sorted({n.rpartition(".")[2] for n in adapted})
+    for candidate in (short, sorted(adapted)):
+        if _peft_targets(names, candidate, heads) == set(adapted):
+            return candidate
+    inside = [n for n in adapted if _in_saved(n, heads)]
+    raise ValueError(f"PEFT cannot put LoRA on {inside[0] if inside else adapted[0]}: it lies inside a module of "
+                     f"modules_to_save ({', '.join(heads)}), which PEFT trains whole. Export an adapter whose "
+                     "targets and modules_to_save do not overlap.")
+
+
+def _rank_pattern(ranks: dict[str, int]) -> tuple[int, dict[str, int]]:
+    """(r, rank_pattern): r is the largest rank; modules of another rank are named by their short name (`fc1`)
+    where all adapted modules of that short name share the rank, else by their escaped full name."""
+    top = max(ranks.values())
+    by_short: dict[str, set[int]] = {}
+    for name, rank in ranks.items():
+        by_short.setdefault(name.rpartition(".")[2], set()).add(rank)
+    pattern = {}
+    for name, rank in ranks.items():
+        short = name.rpartition(".")[2]
+        if rank != top:
+            pattern[short if by_short[short] == {rank} else re.escape(name)] = rank
+    if any(_pattern_value(pattern, n, top) != k for n, k in ranks.items()):  # a short name matching another module
+        pattern = {re.escape(n): k for n, k in ranks.items() if k != top}
+    return top, pattern
+
+
+def _saved_modules(model: nn.Module, names: list[str], heads: list[str]) -> list[str]:
+    """Modules PEFT wraps for `modules_to_save` (a name ending with a pattern, outermost only) with parameters."""
+    chosen: list[str] = []
+    for name in names:
+        if (any(name.endswith(h) for h in heads) and not any(name.startswith(c + ".") for c in chosen)
+                and any(True for _ in model.get_submodule(name).parameters())):
+            chosen.append(name)
+    return chosen
+
+
+# --- the export ------------------------------------------------------------------------------------
+def _adapter_to_export(model: nn.Module, adapter: str | None) -> str:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"to_lora exports an adapter of an nn.Module, got {type(model).__name__}.")
+    configs = adapter_configs(model)
+    if not any(True for _ in neat_layers(model)):
+        raise ValueError(f"This {type(model).__name__} has no NEAT layers, so there is no NEAT adapter to export; "
+                         "to_lora reads models patched by neat_core.inject, neat_vision.patch or neat_text.patch.")
+    if not configs:
+        raise ValueError("This model has NEAT layers but no NEAT adapter (all were deleted); add one with "
+                         "neat_core.inject or neat_core.load_adapter before exporting.")
+    adapter = adapter or active_adapter(model)
+    if adapter not in configs:
+        raise ValueError(f"No adapter named {adapter!r} to export; this model has {sorted(configs)}.")
+    return adapter
+
+
+def to_lora(model: nn.Module, out_dir: str | os.PathLike, adapter: str | None = None) -> Path:
+    """Write NEAT adapter `adapter` (default: the active one) as a PEFT LoRA folder (`adapter_config.json` +
+    `adapter_model.safetensors`, the head in `modules_to_save`) that `peft.PeftModel.from_pretrained(base, out_dir)`
+    and LoRA servers load, with the NEAT model's outputs. The exported rank of a layer is S*r (S adapted slices).
+
+    Works on a merged model too (the factors come from the original weight). Everything is computed and
+    checked before anything is written; each file is replaced atomically, the config last.
+    """
+    adapter = _adapter_to_export(model, adapter)
+    config = adapter_configs(model)[adapter]
+    layers = {n: layer for n, layer in neat_layers(model) if adapter in layer.neat}
+    folder = Path(out_dir)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file; to_lora writes a folder: give a new or existing folder path.")
+    names = _plain_names(model)
+    heads = _saved_modules(model, names, config.modules_to_save)
+    targets = _target_modules(names, list(layers), config.modules_to_save)
+
+    tensors, ranks = {}, {}
+    for name, layer in layers.items():
+        lora_a, lora_b = lora_factors(layer, adapter)
+        tensors[f"{PEFT_PREFIX}{name}.lora_A.weight"] = lora_a
+        tensors[f"{PEFT_PREFIX}{name}.lora_B.weight"] = lora_b
+        ranks[name] = lora_a.shape[0]
+    for head in heads:
+        for pname, param in model.get_submodule(head).named_parameters():
+            tensors[f"{PEFT_PREFIX}{head}.{pname}"] = param
+    tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
+
+    rank, pattern = _rank_pattern(ranks)
+    lora_config = {
+        "peft_type": "LORA", "task_type": None, "base_model_name_or_path": base_model_name(model),
+        "revision": None, "inference_mode": True, "r": rank, "lora_alpha": rank, "rank_pattern": pattern,
+        "alpha_pattern": pattern, "use_rslora": False, "lora_dropout": 0.0, "bias": "none", "use_dora": False,
+        "target_modules": targets, "exclude_modules": None, "layers_to_transform": None, "layers_pattern": None,
+        "fan_in_fan_out": any(layer.fan_in_fan_out for layer in layers.values()),
+        "modules_to_save": list(config.modules_to_save) or None, "init_lora_weights": True,
+    }
+    info = {"exported_from": EXPORTED_FROM, "library_version": _version(), "adapter": adapter,
+            "base_model": base_model_name(model), "model_class": type(model).__name__,
+            "lora_rank": rank, "neat_config": config.to_dict()}
+    metadata = {"format": "pt", "exported_from": EXPORTED_FROM, "library_version": _version(),
+                "neat_config": config.to_json()}
+
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic_write(folder / EXPORT_INFO_NAME, lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2) + "\n"))
+    atomic_write(folder / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(lora_config, indent=2) + "\n"))
+    return folder
