@@ -228,7 +228,7 @@ def test_environment_variables_reach_the_real_client(tmp_path):
     assert run.returncode == 1
     assert run.stdout == f"{snapshot}\n"
     assert run.stderr.strip().splitlines()[-1] == (
-        "neat_core.hub.AdapterNotFoundError: Adapter 'org/missing' is neither a local folder nor in the Hugging "
+        "neat_core.remote.AdapterNotFoundError: Adapter 'org/missing' is neither a local folder nor in the Hugging "
         f"Face cache ({tmp_path / 'cache'}), and HF_HUB_OFFLINE=1 is set. To work offline, download it once while "
         "online (`hf download org/missing adapter_config.json adapter_model.safetensors`), point HF_HUB_CACHE at a "
         "cache that has it, or pass the path of a folder written by neat_core.save_adapter.")
@@ -236,10 +236,14 @@ def test_environment_variables_reach_the_real_client(tmp_path):
 
 # --- upload -------------------------------------------------------------------------------------------
 class RecordingApi:
-    """Stands in for HfApi's network methods; keeps the arguments and the uploaded files' bytes."""
+    """Stands in for HfApi's network methods (and a reachable Hub); keeps the arguments and the uploaded files'
+    bytes."""
 
     def __init__(self, monkeypatch):
+        import neat_core.hub
+
         self.calls = []
+        monkeypatch.setattr(neat_core.hub, "hub_unavailable_reason", lambda: None)
         monkeypatch.setattr(HfApi, "create_repo", self.create_repo)
         monkeypatch.setattr(HfApi, "upload_folder", self.upload_folder)
 
