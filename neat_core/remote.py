@@ -2,9 +2,9 @@
 
 One reachability probe serves all code (adapter downloads, timm bases, uploads, the benchmark suites): a TCP
 connection to the host of `huggingface_hub.constants.ENDPOINT` (or to the HTTPS proxy that reaches it), with a
-short timeout, made once per process. When it fails, or HF_HUB_OFFLINE is set, downloads read the cache only
-(`local_files_only=True`), so a missing file fails in seconds with one message instead of after huggingface_hub's
-and timm's retries.
+short timeout, made once per process. When it fails, or HF_HUB_OFFLINE is set, files come from the cache only
+(`huggingface_hub.try_to_load_from_cache`, which makes no request at all), so a missing file fails in seconds
+with one message instead of after huggingface_hub's and timm's retries.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ def is_repo_id(value: str | os.PathLike) -> bool:
 
 def download_adapter(repo_id: str, filenames: tuple[str, ...], revision: str | None) -> Path:
     """The huggingface_hub cache snapshot folder holding `filenames` of adapter repo `repo_id` at `revision`
-    (branch, tag or commit; default main), downloaded if needed and possible. All files come from one commit."""
+    (branch, tag or commit; default main), downloaded if needed and possible. All files come from one commit.
+    When the Hub is not to be asked (HF_HUB_OFFLINE, or the probe failed) only the cache is read: no request."""
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
                                         RepositoryNotFoundError, RevisionNotFoundError)
@@ -88,18 +89,24 @@ def download_adapter(repo_id: str, filenames: tuple[str, ...], revision: str | N
 
     at = f"{repo_id}@{revision}" if revision else repo_id
     why = hub_unavailable_reason()
-    kw = dict(library_name="neat-peft", library_version=__version__, local_files_only=why is not None)
+    not_found = AdapterNotFoundError(
+        f"Adapter {at!r} is neither a local folder nor in the Hugging Face cache ({constants.HF_HUB_CACHE}), "
+        f"and {why or 'the Hub cannot be reached'}. To work offline, download it once while online (`hf download "
+        f"{repo_id} {' '.join(filenames)}`), point HF_HUB_CACHE at a cache that has it, or pass the path of a "
+        "folder written by neat_core.save_adapter.")
+    if why is not None:
+        first = cached_file(repo_id, filenames[:1], revision)
+        if first is None or any(cached_file(repo_id, (n,), first.parent.name) is None for n in filenames[1:]):
+            raise not_found
+        return first.parent
+    kw = dict(library_name="neat-peft", library_version=__version__)
     try:
         first = Path(hf_hub_download(repo_id, filenames[0], revision=revision, **kw))
         commit = first.parent.name  # cache layout: snapshots/<commit>/<file>
         for name in filenames[1:]:
             hf_hub_download(repo_id, name, revision=commit, **kw)
     except LocalEntryNotFoundError:
-        raise AdapterNotFoundError(
-            f"Adapter {at!r} is neither a local folder nor in the Hugging Face cache ({constants.HF_HUB_CACHE}), "
-            f"and {why or 'the Hub cannot be reached'}. To work offline, download it once while online (`hf download "
-            f"{repo_id} {' '.join(filenames)}`), point HF_HUB_CACHE at a cache that has it, or pass the path of a "
-            "folder written by neat_core.save_adapter.") from None
+        raise not_found from None
     except RevisionNotFoundError:
         raise AdapterNotFoundError(f"Adapter repo {repo_id!r} has no revision {revision!r}.") from None
     except RepositoryNotFoundError:
