@@ -93,8 +93,9 @@ def trained_outside(model: nn.Module, config: NeatConfig) -> list[str]:
         if not param.requires_grad or id(param) in covered:
             continue
         if id(param) in adapted:
-            raise ValueError(f"{adapted[id(param)]} trains, but it is a weight that NEAT adapts, which an adapter does "
-                             "not save: freeze it (requires_grad_(False)), or save the whole model (model.state_dict()).")
+            raise ValueError(f"{adapted[id(param)]} trains, but it is a weight that NEAT adapts, which an adapter "
+                             "does not save: freeze it (requires_grad_(False)), or save the whole model "
+                             "(model.state_dict()).")
         owner = name.rpartition(".")[0] or name
         if owner not in found:
             found.append(owner)

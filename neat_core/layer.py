@@ -26,6 +26,7 @@ this layer (a plain checkpoint), and re-merges a merged layer with the loaded ba
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -310,11 +311,10 @@ class NeatLinear(nn.Module):
         """`.to()`, `.half()`, `.cuda()`...: the base follows; the adapters follow device moves and casts to fp32 or
         fp64, but stay fp32 when the target is fp16/bf16 (they are never rounded through half precision)."""
         self._cast_weight = self._cast_key = None
-        target = _cast_target(fn)
+        target = _cast_target(fn, self.base_layer.weight)
         if not recurse or target is None or target.dtype not in HALF_DTYPES:
             return super()._apply(fn, recurse)
-        self.neat._apply(lambda t: t.to(device=target.device, dtype=torch.float32) if t.is_floating_point()
-                         else t.to(device=target.device))
+        self.neat._apply(functools.partial(_move_keeping_fp32, fn))
         self.base_layer._apply(fn)
         return super()._apply(fn, recurse=False)
 
@@ -328,22 +328,32 @@ class NeatLinear(nn.Module):
                 f"active_adapter={self.active_adapter!r}, merged={self.merged_adapter is not None}")
 
 
-def _cast_target(fn) -> torch.Tensor | None:
-    """What `fn` (the function `Module._apply` maps over tensors) makes of an empty fp32 tensor: the target dtype and
-    device of a cast; None when it cannot be probed."""
+def _cast_target(fn, like: torch.Tensor) -> torch.Tensor | None:
+    """What `fn` (the function `Module._apply` maps over tensors) makes of an empty fp32 tensor on `like`'s device:
+    the target dtype and device of a cast; None when it cannot be probed."""
     try:
-        probe = fn(torch.empty(0))
+        probe = fn(torch.empty(0, device=like.device))
     except Exception:  # noqa: BLE001 (an unusual function: let Module._apply handle it as usual)
         return None
     return probe if isinstance(probe, torch.Tensor) else None
 
 
+def _move_keeping_fp32(fn, tensor: torch.Tensor) -> torch.Tensor:
+    """An adapter tensor under a half-precision cast: to `fn`'s target device, in fp32."""
+    device = _cast_target(fn, tensor).device
+    return tensor.to(device=device, dtype=torch.float32) if tensor.is_floating_point() else tensor.to(device=device)
+
+
 # --- state-dict hooks (module functions, so that a patched model pickles) -----------------------------
 def _state_dict_under_original_names(layer: NeatLinear, state_dict: dict[str, Any], prefix: str,
                                      local_metadata: dict) -> None:
-    """`prefix + "base_layer.weight"` -> `prefix + "weight"` (the original weight when merged), in place and in order."""
-    own = [key for key in state_dict if key.startswith(prefix)]
-    entries = [(key, state_dict.pop(key)) for key in own]
+    """`prefix + "base_layer.weight"` -> `prefix + "weight"` (the original weight when merged), in place, in order."""
+    own = []  # this layer's entries: the last ones written
+    for key in reversed(state_dict):
+        if not key.startswith(prefix):
+            break
+        own.append(key)
+    entries = [(key, state_dict.pop(key)) for key in reversed(own)]
     for key, value in entries:
         if key.startswith(prefix + BASE):
             key = prefix + key[len(prefix + BASE):]

@@ -117,10 +117,10 @@ def test_from_pretrained_without_base_weights_names_the_ways_out(tmp_path, offli
     with pytest.raises(FileNotFoundError) as err:
         neat_vision.from_pretrained(tmp_path)
     assert str(err.value) == (
-        "Cannot build base model 'vit_tiny_patch16_224.augreg_in21k_ft_in1k' with pretrained weights: HF_HUB_OFFLINE=1 "
-        f"is set, and timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k is not in the Hugging Face cache ({offline_cache})."
-        " Pass model_path= (a timm folder with config.json + model.safetensors, or a weights file), or "
-        "pretrained=False for random weights.")
+        "Cannot build base model 'vit_tiny_patch16_224.augreg_in21k_ft_in1k' with pretrained weights: "
+        "HF_HUB_OFFLINE=1 is set, and timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k is not in the Hugging Face "
+        f"cache ({offline_cache}). Pass model_path= (a timm folder with config.json + model.safetensors, or a "
+        "weights file), or pretrained=False for random weights.")
     with pytest.raises(ValueError, match="cannot be combined with pretrained=False"):
         neat_vision.from_pretrained(tmp_path, model_path=tmp_path, pretrained=False)
 
