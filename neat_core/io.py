@@ -102,15 +102,18 @@ def trained_outside(model: nn.Module, config: NeatConfig) -> list[str]:
     return found
 
 
-def _include_trained_modules(model: nn.Module, adapter: str) -> NeatConfig:
-    """The adapter's config, with every module that trains outside it added to modules_to_save (on the model too,
-    so that what is saved is what trains)."""
-    configs = adapter_configs(model)
-    config = configs[adapter]
+def with_trained_modules(model: nn.Module, adapter: str) -> NeatConfig:
+    """The adapter's config with every module that trains outside it (the active adapter's) in modules_to_save."""
+    config = adapter_configs(model)[adapter]
     extra = trained_outside(model, config) if adapter == active_adapter(model) else []
-    if extra:
-        config = config.replace(modules_to_save=[*config.modules_to_save, *extra])
-        setattr(model, CONFIGS_ATTR, {**configs, adapter: config})
+    return config.replace(modules_to_save=[*config.modules_to_save, *extra]) if extra else config
+
+
+def _include_trained_modules(model: nn.Module, adapter: str) -> NeatConfig:
+    """`with_trained_modules`, also made the model's config for `adapter` (what is saved is what trains)."""
+    config = with_trained_modules(model, adapter)
+    if config != adapter_configs(model)[adapter]:
+        setattr(model, CONFIGS_ATTR, {**adapter_configs(model), adapter: config})
         _record_on_config(model)
     return config
 
@@ -243,8 +246,7 @@ def _expected_shapes(model: nn.Module, config: NeatConfig, adapter: str) -> dict
         for pname, shape in network_shapes(*layer_features(module), config, spec).items():
             shapes[f"{name}.neat.{pname}"] = shape
     for module_name in config.modules_to_save:
-        for pname, param in model.get_submodule(module_name).named_parameters():
-            shapes[f"{module_name}.{pname}"] = tuple(param.shape)
+        shapes.update({k: tuple(p.shape) for k, p in saved_parameters(model, module_name).items()})
     return shapes
 
 

@@ -305,6 +305,21 @@ def test_casting_the_base_to_half_precision_keeps_adapters_fp32_bit_for_bit(cast
     assert {p.dtype for p in model.parameters()} == {torch.float64}  # fp64 is followed
     model.to("meta")
     assert {p.device.type for p in model.parameters()} == {"meta"}  # device moves are followed
+    model.to(torch.bfloat16)  # a dtype-only cast leaves every tensor on its device
+    assert {(p.device.type, p.dtype) for n, p in model.named_parameters() if ".neat." in n} == {
+        ("meta", torch.float32)}
+    assert model.blocks[0].attn.qkv.base_layer.weight.dtype == torch.bfloat16
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_half_precision_on_the_gpu_keeps_fp32_adapters_on_the_gpu():
+    model = patched_vit().cuda().half()
+    assert {(p.device.type, p.dtype) for n, p in model.named_parameters() if ".neat." in n} == {
+        ("cuda", torch.float32)}
+    with torch.no_grad():
+        out = model(IMAGES.cuda().half())
+    assert out.dtype == torch.float16 and torch.isfinite(out).all()
+    torch.testing.assert_close(out.float().cpu(), vit_outputs(patched_vit()), atol=5e-2, rtol=5e-2)
 
 
 # --- 9. a head built after patching trained but was not saved -------------------------------------------------
