@@ -150,7 +150,7 @@ def transformers_config(model: nn.Module) -> Any | None:
     return config if all(hasattr(config, a) for a in ("model_type", "to_dict", "save_pretrained")) else None
 
 
-def _record_on_config(model: nn.Module) -> None:
+def record_adapters_on_config(model: nn.Module) -> None:
     """Keep a transformers-like `model.config` in step with the model's adapters (removed when there are none)."""
     config = transformers_config(model)
     if config is None:
@@ -223,7 +223,7 @@ def set_adapter(model: nn.Module, adapter: str) -> None:
         for param in saved_parameters(model, name).values():
             param.requires_grad_(True)
     setattr(model, ACTIVE_ATTR, adapter)
-    _record_on_config(model)
+    record_adapters_on_config(model)
 
 
 def delete_adapter(model: nn.Module, adapter: str) -> None:
@@ -242,7 +242,7 @@ def delete_adapter(model: nn.Module, adapter: str) -> None:
         setattr(model, ACTIVE_ATTR, None)
         if remaining:
             set_adapter(model, next(iter(remaining)))
-    _record_on_config(model)
+    record_adapters_on_config(model)
 
 
 def trainable_parameters(model: nn.Module) -> int:
@@ -305,5 +305,5 @@ def merge_and_unload(model: nn.Module, safe_merge: bool = False) -> nn.Module:
     for attr in (CONFIGS_ATTR, ACTIVE_ATTR):
         if hasattr(model, attr):
             delattr(model, attr)
-    _record_on_config(model)
+    record_adapters_on_config(model)
     return model

@@ -20,8 +20,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import NeatConfig
-from .inject import (CONFIGS_ATTR, _record_on_config, active_adapter, adapter_configs, inject, neat_layers,
-                     plan_injection, saved_parameters)
+from .inject import (CONFIGS_ATTR, active_adapter, adapter_configs, inject, neat_layers, plan_injection,
+                     record_adapters_on_config, saved_parameters)
 from .layer import layer_features, network_shapes
 from .remote import download_adapter, is_repo_id
 
@@ -114,7 +114,7 @@ def _include_trained_modules(model: nn.Module, adapter: str) -> NeatConfig:
     config = with_trained_modules(model, adapter)
     if config != adapter_configs(model)[adapter]:
         setattr(model, CONFIGS_ATTR, {**adapter_configs(model), adapter: config})
-        _record_on_config(model)
+        record_adapters_on_config(model)
     return config
 
 
