@@ -9,6 +9,7 @@ from .config import NeatConfig
 from .inject import (
     active_adapter,
     adapter_configs,
+    base_state_dict,
     delete_adapter,
     disabled,
     inject,
@@ -19,15 +20,17 @@ from .inject import (
     trainable_parameters,
     unmerge,
 )
-from .io import from_peft, load_adapter, read_adapter, save_adapter, to_peft
-from .hub import AdapterNotFoundError, push_to_hub, resolve_adapter
+from .io import load_adapter, read_adapter, resolve_adapter, save_adapter
+from .peft_compat import from_peft, to_peft
+from .hub import push_to_hub
+from .remote import AdapterNotFoundError, HubUnreachableError
 from .layer import NeatLinear
 from .lora_export import to_lora
 from .network import ACTIVATIONS, NeatNetwork
 
 __all__ = [
-    "ACTIVATIONS", "AdapterNotFoundError", "NeatConfig", "NeatLinear", "NeatNetwork", "active_adapter",
-    "adapter_configs", "delete_adapter", "disabled", "inject", "load_adapter", "merge", "merge_and_unload",
-    "neat_layers", "push_to_hub", "read_adapter", "resolve_adapter", "save_adapter", "set_adapter", "to_peft",
-    "from_peft", "trainable_parameters", "unmerge", "to_lora",
+    "ACTIVATIONS", "AdapterNotFoundError", "HubUnreachableError", "NeatConfig", "NeatLinear", "NeatNetwork",
+    "active_adapter", "adapter_configs", "base_state_dict", "delete_adapter", "disabled", "from_peft", "inject",
+    "load_adapter", "merge", "merge_and_unload", "neat_layers", "push_to_hub", "read_adapter", "resolve_adapter",
+    "save_adapter", "set_adapter", "to_peft", "trainable_parameters", "to_lora", "unmerge",
 ]

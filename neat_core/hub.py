@@ -1,89 +1,27 @@
-"""The Hugging Face Hub: `push_to_hub` uploads an adapter with a model card; `resolve_adapter` turns a local
-folder or a Hub repo id into a folder (through huggingface_hub's cache; HF_HUB_OFFLINE is honoured)."""
+"""The Hugging Face Hub, upload side: `push_to_hub` uploads an adapter with a generated model card.
+
+Downloads live in `remote` (probe, cache, `local_files_only` when offline) and `io.resolve_adapter`; the names
+are re-exported here for code that imports them from neat_core.hub.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
-from .config import NeatConfig
-from .io import CONFIG_NAME, WEIGHTS_NAME, library_version, save_adapter
+from .io import CONFIG_NAME, WEIGHTS_NAME, resolve_adapter, save_adapter, saved_classes
+from .remote import (REPO_ID, AdapterNotFoundError, HubUnreachableError, hub_unavailable_reason, is_repo_id,
+                     network_errors)
 
-# "owner/name" as the Hub spells repo ids; anything else is taken for a local path.
-REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+__all__ = ["AdapterNotFoundError", "HubUnreachableError", "is_repo_id", "model_card", "push_to_hub", "read_results",
+           "resolve_adapter", "saved_classes"]
+
 DEFAULT_COMMIT_MESSAGE = "Upload NEAT adapter"
-
-
-class AdapterNotFoundError(FileNotFoundError):
-    """An adapter repo that can be neither downloaded nor found in the local Hugging Face cache."""
-
-
-# --- download ------------------------------------------------------------------------------------------
-def is_repo_id(value: str | os.PathLike) -> bool:
-    """Whether `value` names a Hub repo ("owner/name") rather than an existing local path."""
-    return isinstance(value, str) and REPO_ID.fullmatch(value) is not None and not Path(value).exists()
-
-
-def resolve_adapter(repo_id_or_path: str | os.PathLike, revision: str | None = None) -> Path:
-    """The local folder holding the adapter: `repo_id_or_path` itself when it is a path, else the
-    huggingface_hub cache snapshot of the repo's adapter_config.json + adapter_model.safetensors at
-    `revision` (branch, tag or commit; default main), downloaded if needed."""
-    if not is_repo_id(repo_id_or_path):
-        if revision is not None:
-            raise ValueError(f"revision={revision!r} applies to Hub repo ids; {str(repo_id_or_path)!r} is a local "
-                             "path.")
-        return Path(repo_id_or_path)
-    return _download(str(repo_id_or_path), revision)
-
-
-def _download(repo_id: str, revision: str | None) -> Path:
-    from huggingface_hub import constants, hf_hub_download
-    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
-                                        RepositoryNotFoundError, RevisionNotFoundError)
-
-    at = f"{repo_id}@{revision}" if revision else repo_id
-    kw = dict(library_name="neat-peft", library_version=library_version())
-    try:
-        config_file = hf_hub_download(repo_id, CONFIG_NAME, revision=revision, **kw)
-        commit = Path(config_file).parent.name  # cache layout: snapshots/<commit>/<file>
-        hf_hub_download(repo_id, WEIGHTS_NAME, revision=commit, **kw)
-    except LocalEntryNotFoundError:
-        why = "HF_HUB_OFFLINE=1 is set" if constants.is_offline_mode() else "the Hub cannot be reached"
-        raise AdapterNotFoundError(
-            f"Adapter {at!r} is neither a local folder nor in the Hugging Face cache ({constants.HF_HUB_CACHE}), "
-            f"and {why}. To work offline, download it once while online (`hf download {repo_id} "
-            f"{CONFIG_NAME} {WEIGHTS_NAME}`), point HF_HUB_CACHE at a cache that has it, or pass the path of a "
-            "folder written by neat_core.save_adapter.") from None
-    except RevisionNotFoundError:
-        raise AdapterNotFoundError(f"Adapter repo {repo_id!r} has no revision {revision!r}.") from None
-    except RepositoryNotFoundError:
-        raise AdapterNotFoundError(
-            f"No Hub repo {repo_id!r} (nor a local folder of that name); if it is private or gated, log in "
-            "with `hf auth login` or pass a token.") from None
-    except EntryNotFoundError:
-        raise AdapterNotFoundError(f"Hub repo {at!r} is not a NEAT adapter: it lacks {CONFIG_NAME} or "
-                                   f"{WEIGHTS_NAME}.") from None
-    except HfHubHTTPError as err:
-        raise AdapterNotFoundError(f"Could not download adapter {at!r} from the Hub: {err}") from None
-    return Path(config_file).parent
-
-
-def saved_classes(config: NeatConfig, tensors: dict[str, torch.Tensor]) -> int | None:
-    """The class count of the head saved with an adapter: output rows of the last weight (by name) inside the
-    last of `modules_to_save` that has one (timm `head`, HF `classifier`, `classifier.out_proj`, `score`)."""
-    for module in reversed(config.modules_to_save):
-        weights = sorted(k for k, t in tensors.items() if k.startswith(f"{module}.") and k.endswith("weight")
-                         and t.ndim >= 2)
-        if weights:
-            return int(tensors[weights[-1]].shape[0])
-    return None
 
 
 # --- upload --------------------------------------------------------------------------------------------
@@ -180,7 +118,7 @@ def push_to_hub(model: nn.Module, repo_id: str, private: bool = False,
     """Upload `adapter` (default: the active one) of `model` to Hub repo `repo_id` (created if missing) with
     a generated model card README.md; `results`: benchmark result JSON path(s) or dict(s) whose metric goes
     into the card. Returns huggingface_hub's CommitInfo. The adapter and results are checked before any
-    network call."""
+    network call; without network (or with HF_HUB_OFFLINE) one HubUnreachableError says so and nothing is sent."""
     from huggingface_hub import HfApi
 
     if not isinstance(repo_id, str) or REPO_ID.fullmatch(repo_id) is None:
@@ -191,7 +129,20 @@ def push_to_hub(model: nn.Module, repo_id: str, private: bool = False,
         meta = json.loads((folder / CONFIG_NAME).read_text())
         card = model_card(meta, repo_id, found, _hub_base_model(model, meta), _framework(model))
         (folder / "README.md").write_text(card)
+        why = hub_unavailable_reason()
+        if why is not None:
+            raise _push_error(repo_id, why)
         api = HfApi(token=token)
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        return api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message,
-                                 revision=revision)
+        try:
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            return api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message,
+                                     revision=revision)
+        except network_errors() as err:
+            raise _push_error(repo_id, f"the connection failed ({type(err).__name__}: {err})") from None
+
+
+def _push_error(repo_id: str, why: str) -> HubUnreachableError:
+    return HubUnreachableError(
+        f"Cannot push to Hub repo {repo_id!r}: {why}. Nothing was uploaded (a repo may have been created). Save the "
+        "adapter locally with neat_core.save_adapter(model, folder) and upload that folder when online "
+        f"(`hf upload {repo_id} folder`).")

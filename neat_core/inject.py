@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -16,6 +16,10 @@ from .layer import NeatLinear, SliceSpec, is_adaptable, layer_features
 
 _REGEX_CHARS = set("^$*+?[](){}|\\")
 CONFIGS_ATTR = "neat_configs"  # model attribute: {adapter name: NeatConfig}
+ACTIVE_ATTR = "neat_active_adapter"
+# A transformers-like `model.config` carries the same two, as JSON ({name: NeatConfig dict}, active name), so that
+# save_pretrained's config.json says which adapters its model.safetensors holds (neat_text.from_pretrained reads it).
+ADAPTER_KEY = re.compile(r"(^|\.)neat\.")  # state-dict keys of NEAT networks: <layer>.neat.<adapter>.<param>
 
 
 # --- matching --------------------------------------------------------------------------------------
@@ -86,13 +90,22 @@ def plan_injection(model: nn.Module, config: NeatConfig) -> dict[str, SliceSpec]
             raise ValueError(f"{name} has out_features={out}, which does not split into "
                              f"{spec.num_blocks} equal blocks as slices asks.")
         plan[name] = spec
-    for pattern in config.modules_to_save:
-        try:
-            model.get_submodule(pattern)
-        except AttributeError:
-            raise ValueError(f"modules_to_save names {pattern!r}, which is not a module of "
-                             f"{type(model).__name__}.") from None
+    for name in config.modules_to_save:
+        saved_parameters(model, name)  # raises for a name that is neither a module nor a parameter
     return plan
+
+
+def saved_parameters(model: nn.Module, name: str) -> dict[str, nn.Parameter]:
+    """The parameters (by full name) that modules_to_save entry `name` stands for: a module's, or one parameter."""
+    try:
+        module = model.get_submodule(name)
+    except AttributeError:
+        try:
+            return {name: model.get_parameter(name)}
+        except AttributeError:
+            raise ValueError(f"modules_to_save names {name!r}, which is neither a module nor a parameter of "
+                             f"{type(model).__name__}.") from None
+    return {f"{name}.{p}": param for p, param in module.named_parameters()}
 
 
 def front_end_config(config: NeatConfig | None, preset: str | None, fields: dict[str, Any],
@@ -128,7 +141,44 @@ def adapter_configs(model: nn.Module) -> dict[str, NeatConfig]:
 
 
 def active_adapter(model: nn.Module) -> str | None:
-    return getattr(model, "neat_active_adapter", None)
+    return getattr(model, ACTIVE_ATTR, None)
+
+
+def transformers_config(model: nn.Module) -> Any | None:
+    """`model.config` when it is a transformers-like config (saved as config.json by save_pretrained), else None."""
+    config = getattr(model, "config", None)
+    return config if all(hasattr(config, a) for a in ("model_type", "to_dict", "save_pretrained")) else None
+
+
+def record_adapters_on_config(model: nn.Module) -> None:
+    """Keep a transformers-like `model.config` in step with the model's adapters (removed when there are none)."""
+    config = transformers_config(model)
+    if config is None:
+        return
+    configs = adapter_configs(model)
+    if configs:
+        setattr(config, CONFIGS_ATTR, {name: c.to_dict() for name, c in configs.items()})
+        setattr(config, ACTIVE_ATTR, active_adapter(model))
+    else:
+        for attr in (CONFIGS_ATTR, ACTIVE_ATTR):
+            if hasattr(config, attr):
+                delattr(config, attr)
+
+
+def adapter_keys(model: nn.Module) -> set[str]:
+    """The state-dict keys of the model's NEAT networks (every adapter)."""
+    return {f"{name}.neat.{key}" for name, layer in neat_layers(model) for key in layer.neat.state_dict()}
+
+
+def base_state_dict(model_or_state_dict: nn.Module | Mapping[str, Any]) -> dict[str, Any]:
+    """The state dict without the NEAT networks: what the plain (unpatched) model loads with strict=True.
+
+    A patched model's state dict already holds its base weights under the plain model's names (the original
+    weights when merged); this drops the `<layer>.neat.<adapter>.<param>` entries."""
+    if isinstance(model_or_state_dict, nn.Module):
+        drop = adapter_keys(model_or_state_dict)
+        return {k: v for k, v in model_or_state_dict.state_dict().items() if k not in drop}
+    return {k: v for k, v in model_or_state_dict.items() if ADAPTER_KEY.search(k) is None}
 
 
 def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
@@ -170,8 +220,10 @@ def set_adapter(model: nn.Module, adapter: str) -> None:
     for _, layer in neat_layers(model):
         layer.set_adapter(adapter if adapter in layer.neat else None)
     for name in configs[adapter].modules_to_save:
-        model.get_submodule(name).requires_grad_(True)
-    model.neat_active_adapter = adapter
+        for param in saved_parameters(model, name).values():
+            param.requires_grad_(True)
+    setattr(model, ACTIVE_ATTR, adapter)
+    record_adapters_on_config(model)
 
 
 def delete_adapter(model: nn.Module, adapter: str) -> None:
@@ -187,9 +239,10 @@ def delete_adapter(model: nn.Module, adapter: str) -> None:
     remaining = {k: v for k, v in configs.items() if k != adapter}
     setattr(model, CONFIGS_ATTR, remaining)
     if active_adapter(model) == adapter:
-        model.neat_active_adapter = None
+        setattr(model, ACTIVE_ATTR, None)
         if remaining:
             set_adapter(model, next(iter(remaining)))
+    record_adapters_on_config(model)
 
 
 def trainable_parameters(model: nn.Module) -> int:
@@ -249,7 +302,8 @@ def merge_and_unload(model: nn.Module, safe_merge: bool = False) -> nn.Module:
     for name, layer in list(neat_layers(model)):
         layer.base_layer.weight.requires_grad_(False)
         _replace(model, name, layer.base_layer)
-    for attr in (CONFIGS_ATTR, "neat_active_adapter"):
+    for attr in (CONFIGS_ATTR, ACTIVE_ATTR):
         if hasattr(model, attr):
             delattr(model, attr)
+    record_adapters_on_config(model)
     return model

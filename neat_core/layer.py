@@ -16,11 +16,19 @@ Besides `nn.Linear`, NeatLinear wraps Hugging Face's `Conv1D` (GPT-2's c_attn, c
 duck typing (class name "Conv1D" with `nf`/`nx` attributes) so that neat_core never imports transformers. Its
 weight is stored in x out ("fan_in_fan_out"); NeatLinear does all maths in torch layout and writes merges back
 in the stored layout.
+
+State dicts (docs/ARCHITECTURE.md, "State dicts and checkpoints"): through hooks, a NeatLinear writes its base
+tensors under the wrapped layer's own names (`qkv.weight`, not `qkv.base_layer.weight`) and, when merged, the
+original weight rather than the merged one; adapters go under `qkv.neat.<adapter>.<param>`. Loading accepts the
+original and the older `base_layer.` names, leaves the adapters as they are when the incoming dict has none for
+this layer (a plain checkpoint), and re-merges a merged layer with the loaded base and adapter.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -59,9 +67,21 @@ class AdapterSettings:
     slices: SliceSpec
 
 
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+BASE = "base_layer."
+ADAPTERS = "neat."
+
+
 def adapter_dtype(weight_dtype: torch.dtype) -> torch.dtype:
     """Adapter parameters stay fp32 on a half-precision base; otherwise they follow the base."""
-    return torch.float32 if weight_dtype in (torch.float16, torch.bfloat16) else weight_dtype
+    return torch.float32 if weight_dtype in HALF_DTYPES else weight_dtype
+
+
+def merged_training_error(adapter: str) -> RuntimeError:
+    return RuntimeError(
+        f"NEAT adapter {adapter!r} is merged into the weights, so training would not update it (its parameters "
+        "get no gradient). Call neat_core.unmerge(model) to train the adapter, or neat_core.merge_and_unload(model) "
+        "to train the merged weights; for inference call model.eval() or run under torch.no_grad().")
 
 
 def is_conv1d(module: nn.Module) -> bool:
@@ -125,6 +145,10 @@ class NeatLinear(nn.Module):
         self.register_buffer("_original_weight", None, persistent=False)
         self._cast_weight: torch.Tensor | None = None  # compute-dtype copy of the frozen weight
         self._cast_key: tuple | None = None
+        self._merge_after_load: bool = False
+        self.register_state_dict_post_hook(_state_dict_under_original_names)
+        self.register_load_state_dict_pre_hook(_load_from_original_names)
+        self.register_load_state_dict_post_hook(_merge_again_after_load)
 
     # --- attributes code around the layer may read --------------------------------------------
     @property
@@ -204,9 +228,7 @@ class NeatLinear(nn.Module):
     # --- forward --------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.merged_adapter is not None:
-            if self.disabled:
-                return F.linear(x, self.torch_layout(self._original_weight), self.base_layer.bias)
-            return self.base_layer(x)
+            return self._merged_forward(x)
         name = self.active_adapter
         if self.disabled or name is None:
             return self.base_layer(x)
@@ -231,6 +253,15 @@ class NeatLinear(nn.Module):
             for k, block in enumerate(index):
                 blocks[..., block, :].add_(parts[..., k, :])
         return y
+
+    def _merged_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The merged weight's output (the original one's when disabled); refuses to train a merged adapter."""
+        if self.disabled:
+            return F.linear(x, self.torch_layout(self._original_weight), self.base_layer.bias)
+        if self.training and torch.is_grad_enabled() and any(
+                p.requires_grad for p in self.neat[self.merged_adapter].parameters()):
+            raise merged_training_error(self.merged_adapter)
+        return self.base_layer(x)
 
     def _compute_weight(self, x: torch.Tensor) -> torch.Tensor:
         """The frozen weight in torch layout and the dtype the products run in (autocast's, else x's).
@@ -275,6 +306,79 @@ class NeatLinear(nn.Module):
         self._original_weight = None
         self.merged_adapter = None
 
+    # --- casting, scripting --------------------------------------------------------------------
+    def _apply(self, fn, recurse: bool = True):
+        """`.to()`, `.half()`, `.cuda()`...: the base follows; the adapters follow device moves and casts to fp32 or
+        fp64, but stay fp32 when the target is fp16/bf16 (they are never rounded through half precision)."""
+        self._cast_weight = self._cast_key = None
+        target = _cast_target(fn, self.base_layer.weight)
+        if not recurse or target is None or target.dtype not in HALF_DTYPES:
+            return super()._apply(fn, recurse)
+        self.neat._apply(functools.partial(_move_keeping_fp32, fn))
+        self.base_layer._apply(fn)
+        return super()._apply(fn, recurse=False)
+
+    def __prepare_scriptable__(self):
+        raise RuntimeError("A model with NEAT layers cannot be compiled with torch.jit.script (NeatLinear's forward "
+                           "is Python: several adapters, fused slices, merged state). Use torch.jit.trace(model, "
+                           "example_inputs) or torch.compile(model) instead.")
+
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"active_adapter={self.active_adapter!r}, merged={self.merged_adapter is not None}")
+
+
+def _cast_target(fn, like: torch.Tensor) -> torch.Tensor | None:
+    """What `fn` (the function `Module._apply` maps over tensors) makes of an empty fp32 tensor on `like`'s device:
+    the target dtype and device of a cast; None when it cannot be probed."""
+    try:
+        probe = fn(torch.empty(0, device=like.device))
+    except Exception:  # noqa: BLE001 (an unusual function: let Module._apply handle it as usual)
+        return None
+    return probe if isinstance(probe, torch.Tensor) else None
+
+
+def _move_keeping_fp32(fn, tensor: torch.Tensor) -> torch.Tensor:
+    """An adapter tensor under a half-precision cast: to `fn`'s target device, in fp32."""
+    device = _cast_target(fn, tensor).device
+    return tensor.to(device=device, dtype=torch.float32) if tensor.is_floating_point() else tensor.to(device=device)
+
+
+# --- state-dict hooks (module functions, so that a patched model pickles) -----------------------------
+def _state_dict_under_original_names(layer: NeatLinear, state_dict: dict[str, Any], prefix: str,
+                                     local_metadata: dict) -> None:
+    """`prefix + "base_layer.weight"` -> `prefix + "weight"` (the original weight when merged), in place, in order."""
+    own = []  # this layer's entries: the last ones written
+    for key in reversed(state_dict):
+        if not key.startswith(prefix):
+            break
+        own.append(key)
+    entries = [(key, state_dict.pop(key)) for key in reversed(own)]
+    for key, value in entries:
+        if key.startswith(prefix + BASE):
+            key = prefix + key[len(prefix + BASE):]
+            if key == prefix + "weight" and layer.merged_adapter is not None:
+                value = layer._original_weight
+        state_dict[key] = value
+
+
+def _load_from_original_names(layer: NeatLinear, state_dict: dict[str, Any], prefix: str, local_metadata: dict,
+                              strict: bool, missing_keys: list[str], unexpected_keys: list[str],
+                              error_msgs: list[str]) -> None:
+    """Before loading: original names -> base_layer names; no adapter keys for this layer (a plain checkpoint) ->
+    the adapters keep their values; a merged layer is unmerged first (and merged again after loading)."""
+    for name in layer.base_layer.state_dict(keep_vars=True):
+        if prefix + name in state_dict and prefix + BASE + name not in state_dict:
+            state_dict[prefix + BASE + name] = state_dict.pop(prefix + name)
+    if not any(key.startswith(prefix + ADAPTERS) for key in state_dict):
+        for name, tensor in layer.neat.state_dict(keep_vars=True).items():
+            state_dict[prefix + ADAPTERS + name] = tensor
+    if layer.merged_adapter is not None:
+        layer.unmerge()
+        layer._merge_after_load = True
+
+
+def _merge_again_after_load(layer: NeatLinear, incompatible_keys) -> None:
+    if layer._merge_after_load:
+        layer._merge_after_load = False
+        layer.commit_merge(layer.merged_weight())

@@ -26,13 +26,18 @@ def sin2pi(x: torch.Tensor) -> torch.Tensor:
     return torch.sin(2 * math.pi * x)
 
 
+def identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+# Named functions only (no lambdas), so that a patched model pickles (torch.save(model)).
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu,
     "sin": sin2pi,
     "gelu": F.gelu,
     "silu": F.silu,
     "tanh": torch.tanh,
-    "identity": lambda x: x,
+    "identity": identity,
 }
 
 

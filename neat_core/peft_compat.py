@@ -30,8 +30,9 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .config import NeatConfig
-from .inject import _REGEX_CHARS, active_adapter, adapter_configs, neat_layers, plan_injection
-from .io import CONFIG_NAME, WEIGHTS_NAME, atomic_write, base_model_name, load_tensors, read_safetensors
+from .inject import _REGEX_CHARS, active_adapter, adapter_configs, neat_layers, plan_injection, saved_parameters
+from .io import (CONFIG_NAME, WEIGHTS_NAME, atomic_write, base_model_name, load_tensors, read_safetensors,
+                 with_trained_modules)
 from .layer import NeatLinear
 
 PEFT_PREFIX = "base_model.model."
@@ -65,7 +66,7 @@ def _peft_adapts(names: list[str], targets: list[str], modules_to_save: list[str
 
 
 # --- export -----------------------------------------------------------------------------------------
-def _inexpressible(config: NeatConfig, layers: dict[str, NeatLinear], adapter: str) -> list[str]:
+def _inexpressible(model: nn.Module, config: NeatConfig, layers: dict[str, NeatLinear], adapter: str) -> list[str]:
     problems = []
     if config.orientation != "out":
         problems.append(f"orientation={config.orientation!r} (PEFT's network reads the rows of W^T, i.e. "
@@ -80,6 +81,10 @@ def _inexpressible(config: NeatConfig, layers: dict[str, NeatLinear], adapter: s
     conv = [n for n, layer in layers.items() if layer.fan_in_fan_out]
     if conv:
         problems.append(f"Conv1D layers ({conv[0]} is a Hugging Face Conv1D; PEFT's PEANuT supports nn.Linear only)")
+    params = [n for n in config.modules_to_save if n in dict(model.named_parameters())]
+    if params:
+        problems.append(f"a trained parameter outside any saved module ({params[0]}; PEFT's modules_to_save names "
+                        "modules)")
     return problems
 
 
@@ -106,8 +111,7 @@ def _peft_tensors(model: nn.Module, layers: dict[str, NeatLinear], config: NeatC
                 tensors[f"{key}{kind}.{i}.weight"] = matrix[0].t()
         tensors[f"{key}B.weight"] = net.B[0].t()
     for module_name in config.modules_to_save:
-        for pname, param in model.get_submodule(module_name).named_parameters():
-            tensors[f"{PEFT_PREFIX}{module_name}.{pname}"] = param
+        tensors.update({PEFT_PREFIX + k: p for k, p in saved_parameters(model, module_name).items()})
     return {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
 
 
@@ -118,11 +122,11 @@ def to_peft(model: nn.Module, out_dir: str | os.PathLike, adapter: str | None = 
     adapter = adapter or active_adapter(model)
     if adapter not in configs:
         raise ValueError(f"No adapter named {adapter!r} to export; this model has {sorted(configs) or 'none'}.")
-    config = configs[adapter]
     layers = {n: layer for n, layer in neat_layers(model) if adapter in layer.neat}
     if any(layer.merged_adapter for layer in layers.values()):
         raise ValueError("The adapter is merged into the weights; call neat_core.unmerge(model) before to_peft.")
-    problems = _inexpressible(config, layers, adapter)
+    config = with_trained_modules(model, adapter)  # a head built after patching is exported too
+    problems = _inexpressible(model, config, layers, adapter)
     if problems:
         raise ValueError(f"PEFT's PEANuT cannot express adapter {adapter!r}: {'; '.join(problems)}. Keep it in "
                          "neat_core format (neat_core.save_adapter) or train with a PEFT-compatible config.")

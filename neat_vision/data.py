@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import albumentations as A
 import cv2
 import numpy as np
+from neat_core.remote import hub_reachable, offline_mode  # noqa: F401  (the one Hub probe; benchmarks import it here)
 from torch.utils.data import Dataset, get_worker_info
 
 VAL_FRACTION = 0.1   # held out of train when a dataset has no validation split (the paper's setup)
@@ -94,21 +94,6 @@ def get_spec(name: str) -> DatasetSpec:
 
 
 # --- loading ------------------------------------------------------------------------------------------
-def offline_mode() -> bool:
-    """True when HF_HUB_OFFLINE or HF_DATASETS_OFFLINE asks for cached copies only."""
-    return any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE")
-               for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-
-
-@functools.lru_cache(maxsize=1)
-def hub_reachable(timeout: float = 3.0) -> bool:
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
 def unavailable(spec: DatasetSpec, why: str) -> DataUnavailableError:
     return DataUnavailableError(
         f"Dataset {spec.name!r} ({spec.hub_id}) is not available: {why}. Download it where the Hub is "
