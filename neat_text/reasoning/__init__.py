@@ -6,10 +6,10 @@ scoring per task (`answers`). The training and generation loops live in `benchma
 """
 
 from .answers import extract, is_correct
-from .data import DATA_DIR_HELP, ReasoningDataError, load_split, load_task
+from .data import DATA_DIR_HELP, ReasoningDataError, load_split, load_task, unavailable_without_network
 from .prompts import IGNORE_INDEX, eval_prompt, supervised_example, train_prompt
 from .tasks import TASKS, Source, Task, Template, TestSet, get_task
 
 __all__ = ["DATA_DIR_HELP", "IGNORE_INDEX", "ReasoningDataError", "Source", "TASKS", "Task", "Template", "TestSet",
            "eval_prompt", "extract", "get_task", "is_correct", "load_split", "load_task", "supervised_example",
-           "train_prompt"]
+           "train_prompt", "unavailable_without_network"]

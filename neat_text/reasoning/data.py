@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .answers import derive_answer
-from .tasks import REQUIRED, SCHEMA, Source, Task
+from .tasks import REQUIRED, SCHEMA, Source, Task, get_task
 
 DATA_DIR_HELP = ("DIR in LLM-Adapters' layout: commonsense_170k.json and <test>/test.json (boolq, piqa, social_i_qa, "
                  "hellaswag, winogrande, ARC-Easy, ARC-Challenge, openbookqa); for math MetaMathQA-395K.json, "
@@ -29,6 +29,13 @@ class ReasoningDataError(RuntimeError):
 def unavailable(what: str, source: Source, why: str) -> ReasoningDataError:
     return ReasoningDataError(f"{what} ({source.hub}) is not available: {why}. Download it where the network is "
                               f"reachable and pass --data-dir DIR ({DATA_DIR_HELP}).")
+
+
+def unavailable_without_network(task: str) -> ReasoningDataError:
+    """The error of a run that needs the Hub (no --data-dir) on a machine without network."""
+    spec = get_task(task)
+    return unavailable(f"{spec.name} training data", spec.train,
+                       "the Hugging Face Hub cannot be reached (no network) and no --data-dir was given")
 
 
 def _read_json(path: Path) -> Any:
