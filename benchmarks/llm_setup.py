@@ -28,7 +28,7 @@ def sources(args: argparse.Namespace) -> tuple[ModelSource, str | None]:
     name = args.model or SUITES[args.suite].model
     model_path, data_dir = args.model_path, args.data_dir
     if args.suite == "smoke" and not (args.model and args.data_dir):
-        smoke_data, smoke_model = assets(args.cache_dir)
+        smoke_data, smoke_model = assets(args.cache_dir, args.pretrain_epochs)
         data_dir = data_dir or str(smoke_data)
         model_path = model_path or (None if args.model else str(smoke_model))
     if data_dir is None and not offline_mode() and not hub_reachable():

@@ -34,6 +34,7 @@ CATEGORIES = {
 }
 MODEL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
              num_key_value_heads=2, head_dim=16, max_position_embeddings=512)
+PRETRAIN_EPOCHS = 6
 SPECIAL = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"}
 
 
@@ -138,7 +139,7 @@ def _random_answers(data_dir: Path, seed: int) -> list[dict[str, str]]:
     return rows
 
 
-def pretrain(model, tokenizer, data_dir: Path, seed: int = 0, epochs: int = 6) -> float:
+def pretrain(model, tokenizer, data_dir: Path, seed: int = 0, epochs: int = PRETRAIN_EPOCHS) -> float:
     """Full training of the tiny model on every prompt (training and test templates: a real LLM reads both
     alike, a tiny one must see both) followed by a random answer of the right form; AdamW, lr 2e-3, batch 16.
     Returns the last epoch's mean loss."""
@@ -169,7 +170,7 @@ def pretrain(model, tokenizer, data_dir: Path, seed: int = 0, epochs: int = 6) -
     return sum(losses) / len(losses)
 
 
-def write_model(folder: Path, data_dir: Path, seed: int = 0) -> Path:
+def write_model(folder: Path, data_dir: Path, seed: int = 0, pretrain_epochs: int = PRETRAIN_EPOCHS) -> Path:
     """A byte-level BPE tokenizer trained on the data and a tiny LLaMA pre-trained on it with random answers,
     saved as one transformers folder."""
     import torch
@@ -192,22 +193,24 @@ def write_model(folder: Path, data_dir: Path, seed: int = 0) -> Path:
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **MODEL)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
-    loss = pretrain(model, tokenizer, data_dir, seed)
-    print(f"pre-trained the smoke LLaMA on the generated prompts with random answers: loss {loss:.3f}")
+    if pretrain_epochs:
+        loss = pretrain(model, tokenizer, data_dir, seed, pretrain_epochs)
+        print(f"pre-trained the smoke LLaMA on the generated prompts with random answers: loss {loss:.3f}")
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
 
-def assets(cache_dir: str | os.PathLike) -> tuple[Path, Path]:
-    """(data folder, model folder), generated once per generator version and cached under `cache_dir`."""
-    key = json.dumps({"version": GENERATOR_VERSION, "sizes": SIZES, "model": MODEL}, sort_keys=True)
+def assets(cache_dir: str | os.PathLike, pretrain_epochs: int = PRETRAIN_EPOCHS) -> tuple[Path, Path]:
+    """(data folder, model folder), generated once per setting and cached under `cache_dir`."""
+    key = json.dumps({"version": GENERATOR_VERSION, "sizes": SIZES, "model": MODEL, "pretrain": pretrain_epochs},
+                     sort_keys=True)
     folder = Path(cache_dir) / f"smoke-llm-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
     if not (folder / "model" / "config.json").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
         tmp.chmod(0o755)
-        write_model(tmp / "model", write_data(tmp / "data"))
+        write_model(tmp / "model", write_data(tmp / "data"), pretrain_epochs=pretrain_epochs)
         try:
             os.replace(tmp, folder)
         except OSError:  # another process cached it first
