@@ -41,6 +41,8 @@ def unavailable_without_network(task: str) -> ReasoningDataError:
 def _read_json(path: Path) -> Any:
     import datasets
 
+    if path.stat().st_size < 16 and path.read_text().strip() in ("", "[]"):
+        raise ReasoningDataError(f"{path} has no examples.")
     try:
         return datasets.load_dataset("json", data_files=str(path), split="train")
     except Exception as err:  # datasets wraps JSON errors in its own DatasetGenerationError
