@@ -15,7 +15,7 @@ from neat_text.reasoning import Task, eval_prompt, extract, is_correct
 from . import llm_methods as LM
 from .cli import provenance
 from .llm_recipes import DESCRIPTIONS, PUBLISHED, LLMRecipe, TaskSetting
-from .llm_train import fine_tune, generate, whole_parameters
+from .llm_train import checkpoint_activations, fine_tune, generate, whole_parameters
 from .models import ModelSource, create_causal_lm
 from .results import adapter_dir, run_name, write_json_atomic
 from .train import Dist
@@ -45,7 +45,7 @@ def load_base(options: JobOptions, device: torch.device) -> nn.Module:
     """The pretrained causal LM in the run's dtype on `device`, gradient checkpointing on when asked."""
     model = create_causal_lm(options.source, dtype=options.dtype).to(device)
     if options.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        checkpoint_activations(model)
     model.config.use_cache = False  # training; generation asks for the cache itself
     return model
 

@@ -33,6 +33,16 @@ def tokenized(data: Any, template: Any, tokenizer: Any, cutoff_len: int) -> Any:
                     remove_columns=data.column_names, desc="tokenizing")
 
 
+def checkpoint_activations(model: nn.Module) -> nn.Module:
+    """transformers' activation (gradient) checkpointing, non-reentrant (frozen embeddings need no grad trick)."""
+    enable = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5.x's name
+    if enable is not None:
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model
+
+
 def accumulation(recipe: LLMRecipe, world: int) -> int:
     """Micro-batches per optimizer step and process, so that micro x steps x processes = the effective batch."""
     per_step = recipe.micro_batch_size * world
