@@ -24,8 +24,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .llm_recipes import (METHODS, SUITES, TASK_SETTINGS, TASK_TESTS, LLMRecipe, SetupError, TaskSetting, recipe_for,
-                          smoke_recipe, smoke_setting)
+from .llm_recipes import (METHODS, SMOKE_PRETRAIN_EPOCHS, SUITES, TASK_SETTINGS, TASK_TESTS, LLMRecipe, SetupError,
+                          TaskSetting, recipe_for, smoke_recipe, smoke_setting)
 
 RECIPE_FLAGS = {"lr": float, "epochs": int, "batch_size": int, "micro_batch_size": int, "warmup_steps": int,
                 "rank": int, "alpha": float, "scale": float, "dropout": float}
@@ -73,8 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--save-adapters", help="comma list of methods whose adapters are saved under OUT/adapters/ "
                                            "(default: the suite's; 'none' for none)")
     p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="smoke suite: where the generated assets are cached")
-    p.add_argument("--pretrain-epochs", type=int, default=6, help="smoke suite: epochs of pre-training the tiny "
-                                                                  "LLaMA on the generated prompts (0: random weights)")
+    p.add_argument("--pretrain-epochs", type=int, default=SMOKE_PRETRAIN_EPOCHS,
+                   help="smoke suite: epochs of pre-training the tiny LLaMA on the generated prompts (0: random weights)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: the suite's, else torch's)")
     p.add_argument("--device", choices=("cuda", "cpu"), help="default: cuda when available")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -208,6 +208,9 @@ SUITES: dict[str, LLMSuite] = {
 }
 
 
+SMOKE_PRETRAIN_EPOCHS = 6  # the smoke LLaMA's pre-training on the generated prompts (our choice: enough for the format)
+
+
 def smoke_recipe(recipe: LLMRecipe) -> LLMRecipe:
     """The smoke suite's recipe (our choice, for a couple of CPU minutes on a 64-wide model): rank 8 with the
     recipe's alpha / rank ratio kept, 2 epochs of batch 16 (no accumulation), 4 warm-up steps, lr 5e-3."""

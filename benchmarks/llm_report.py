@@ -10,7 +10,7 @@ from typing import Any
 
 from neat_text.reasoning import TASKS
 
-from .llm_recipes import PUBLISHED
+from .llm_recipes import METHODS, PUBLISHED
 from .report import PLOT_NAME, SUMMARY_NAME, TABLE_NAME, markdown_table, plot, summarise
 from .results import load_results, write_json_atomic, write_text_atomic
 
@@ -41,7 +41,7 @@ def published_table(task: str, model: str) -> str:
 def speed_table(results: list[dict[str, Any]]) -> str:
     """Training throughput and memory per method (mean over seeds), NEAT against LoRA from the same folder."""
     by_method: dict[str, list[dict]] = defaultdict(list)
-    for r in results:
+    for r in sorted(results, key=lambda r: METHODS.index(r["method"])):
         by_method[r["method"]].append(r)
     mean = {m: {k: sum(r.get(k) or 0 for r in rs) / len(rs) for k in ("train_tokens_per_s", "peak_memory_mib",
                                                                       "train_seconds", "generated_tokens_per_s")}

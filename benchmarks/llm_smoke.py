@@ -24,6 +24,8 @@ from pathlib import Path
 
 from neat_text.reasoning.tasks import COMMONSENSE, TASKS
 
+from .llm_recipes import SMOKE_PRETRAIN_EPOCHS as PRETRAIN_EPOCHS
+
 GENERATOR_VERSION = 5
 SIZES = {"commonsense_train": 288, "math_train": 192, "test": 8}
 CATEGORIES = {
@@ -34,7 +36,6 @@ CATEGORIES = {
 }
 MODEL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
              num_key_value_heads=2, head_dim=16, max_position_embeddings=512)
-PRETRAIN_EPOCHS = 6
 SPECIAL = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"}
 
 

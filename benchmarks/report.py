@@ -159,6 +159,10 @@ def write_report(out: str | os.PathLike) -> tuple[Path, Path]:
     results = load_results(out)
     if not results:
         raise FileNotFoundError(f"No results in {Path(out) / 'runs'}; run python -m benchmarks.vtab --out {out} first.")
+    if style_for(results) is LLM:  # the reasoning suite: one table per task, published numbers, speed
+        from .llm_report import write_llm_report
+
+        return write_llm_report(out)
     out = Path(out)
     table = out / TABLE_NAME
     write_text_atomic(table, f"# {style_for(results).heading}\n\n" + markdown_table(results))

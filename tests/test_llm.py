@@ -77,6 +77,9 @@ def test_end_to_end_neat_and_lora_then_resume(cache, tmp_path, capsys):
     assert "| Method | Params | BoolQ | PIQA | Avg. |" in table and "| Method | Params | GSM8K | MATH | Avg. |" in table
     assert "Only the first 4 examples of each test set were answered." in table and "NEAT/LoRA training" in table
     assert (out / "accuracy_vs_params.png").read_bytes()[:4] == b"\x89PNG"
+    from benchmarks import report
+
+    assert report.main([str(out)]) == 0 and (out / "report.md").read_text() == table  # same report from the tool
 
     finished = {p.name: p.read_bytes() for p in (out / "runs").iterdir()}
     (out / "runs" / "lora_math_seed0.json").unlink()
