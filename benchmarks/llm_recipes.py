@@ -203,7 +203,7 @@ class LLMSuite:
 SUITES: dict[str, LLMSuite] = {
     "paper": LLMSuite(("commonsense",), METHODS, "meta-llama/Llama-2-7b-hf", save_adapters=METHODS),
     # a tiny random LLaMA and generated data (benchmarks.llm_smoke): a pipeline check, not the paper's numbers
-    "smoke": LLMSuite(("commonsense", "math"), METHODS, "tiny-random-llama", save_adapters=("neat", "lora"),
+    "smoke": LLMSuite(("commonsense", "math"), METHODS, "smoke-tiny-llama", save_adapters=("neat", "lora"),
                       threads=1),
 }
 
