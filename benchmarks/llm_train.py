@@ -169,8 +169,11 @@ def generate(model: nn.Module, tokenizer: Any, prompts: list[str], accelerator: 
 def whole_parameters(model: nn.Module) -> Iterator[nn.Module]:
     """Inside the block every parameter is whole on every process (FSDP2 modules unsharded; a no-op
     otherwise), so adapters can be read and saved as plain tensors. Every process must enter it."""
-    from torch.distributed.fsdp import FSDPModule
-
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # torch without FSDP2: nothing can be sharded that way
+        yield model
+        return
     sharded = [m for m in model.modules() if isinstance(m, FSDPModule)]
     for module in sharded:
         module.unshard()
