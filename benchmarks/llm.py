@@ -151,8 +151,9 @@ def run(args: argparse.Namespace) -> int:
     jobs = [(m, t, s) for t in args.tasks for m in args.methods for s in args.seeds]
     todo = unfinished(args.out, jobs, dist)
     if todo:
-        with accelerator.main_process_first():
+        with accelerator.main_process_first():  # the smoke assets are made once
             source, data_dir = S.sources(args)
+        S.check_network(data_dir, args.tasks[0])
         tokenizer = S.tokenizer(source)
         S.check_model(source, args.targets)
         recipes = {(m, t): recipe(args, t, m, source.name) for m, t, _ in todo}

@@ -23,17 +23,20 @@ from .models import ModelSource, text_tokenizer
 
 
 def sources(args: argparse.Namespace) -> tuple[ModelSource, str | None]:
-    """The model and the data folder: the flags, else the suite's (smoke: the generated assets, made once).
-    Without --data-dir the network must be reachable (or offline mode on, for cached copies)."""
+    """The model and the data folder: the flags, else the suite's (smoke: the generated assets, made once)."""
     name = args.model or SUITES[args.suite].model
     model_path, data_dir = args.model_path, args.data_dir
     if args.suite == "smoke" and not (args.model and args.data_dir):
         smoke_data, smoke_model = assets(args.cache_dir, args.pretrain_epochs)
         data_dir = data_dir or str(smoke_data)
         model_path = model_path or (None if args.model else str(smoke_model))
-    if data_dir is None and not offline_mode() and not hub_reachable():
-        raise unavailable_without_network(args.tasks[0])
     return ModelSource(name, model_path), data_dir
+
+
+def check_network(data_dir: str | None, task: str) -> None:
+    """Without --data-dir the network must be reachable (or offline mode on, for cached copies)."""
+    if data_dir is None and not offline_mode() and not hub_reachable():
+        raise unavailable_without_network(task)
 
 
 def tokenizer(source: ModelSource) -> Any:
