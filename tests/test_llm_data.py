@@ -217,3 +217,13 @@ def test_published_averages_match_the_papers_tables():
     math = R.PUBLISHED["math", "meta-llama/Llama-2-7b-hf"]
     table = {"lora": 38.7, "pissa": 37.0, "milora": 40.7}  # averaged there before rounding: within 0.05
     assert all(abs(sum(math[m].scores.values()) / 2 - avg) <= 0.0501 for m, avg in table.items())
+
+
+def test_the_report_lists_published_numbers_of_the_same_base_model_with_sources():
+    from benchmarks.llm_report import published_table
+
+    table = published_table("commonsense", "meta-llama/Llama-2-7b-hf").splitlines()
+    assert table[0] == "Published for meta-llama/Llama-2-7b-hf (not run here):"
+    assert table[2] == "| Method | BoolQ | PIQA | SIQA | HellaSwag | WinoGrande | ARC-e | ARC-c | OBQA | Avg. | Source |"
+    assert table[4].startswith("| lora | 69.8 | 79.9 | 79.5 | 83.6 | 82.6 | 79.8 | 64.7 | 81.0 | 77.6 | DoRA README")
+    assert published_table("math", "Qwen/Qwen2-7B") == ""   # nothing published for that model: nothing shown
