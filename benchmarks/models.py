@@ -90,6 +90,11 @@ def text_tokenizer(source: ModelSource) -> Any:
     return _text_pretrained(source, "AutoTokenizer")
 
 
+def create_causal_lm(source: ModelSource, **kwargs: Any) -> nn.Module:
+    """A transformers causal LM (Hub name or local folder); kwargs go to from_pretrained (e.g. dtype)."""
+    return _text_pretrained(source, "AutoModelForCausalLM", **kwargs)
+
+
 def create_text_model(source: ModelSource, num_labels: int) -> nn.Module:
     """A transformers sequence classifier with a `num_labels` head (1: regression, MSE): new, from the current
     torch seed, unless the checkpoint holds a head of that size (one of another size is replaced)."""

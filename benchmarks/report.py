@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from neat_text.glue import METRIC_NAMES, TASKS
+from neat_text.reasoning import TASKS as REASONING_TASKS
 from neat_vision.data import DATASETS
 
+from .llm_recipes import DESCRIPTIONS as LLM_DESCRIPTIONS
+from .llm_recipes import METHODS as LLM_METHODS
 from .methods import DESCRIPTIONS, METHODS
 from .results import load_results, score_of, write_json_atomic, write_text_atomic
 from .text_methods import TEXT_DESCRIPTIONS, TEXT_METHODS
@@ -56,8 +59,18 @@ GLUE = Style(
     tuple(TEXT_METHODS), TEXT_DESCRIPTIONS)
 
 
+LLM = Style(
+    "Reasoning results", {**{t.name: t.title for task in REASONING_TASKS.values() for t in task.tests},
+                          **{task.name: task.title for task in REASONING_TASKS.values()}},
+    "Test accuracy (%) of the generated answers", "accuracy",
+    ("Params: trainable parameters (adapters; a causal LM has no classifier head).",), LLM_METHODS, LLM_DESCRIPTIONS)
+
+
 def style_for(results: list[dict[str, Any]]) -> Style:
-    """GLUE when every result is on a GLUE task, else vtab."""
+    """The reasoning suite's when every result is one of its (suite "llm"), GLUE when every result is on a GLUE
+    task, else vtab."""
+    if results and all(r.get("suite") == "llm" for r in results):
+        return LLM
     return GLUE if results and all(r["dataset"] in TASKS for r in results) else VTAB
 
 
@@ -146,6 +159,10 @@ def write_report(out: str | os.PathLike) -> tuple[Path, Path]:
     results = load_results(out)
     if not results:
         raise FileNotFoundError(f"No results in {Path(out) / 'runs'}; run python -m benchmarks.vtab --out {out} first.")
+    if style_for(results) is LLM:  # the reasoning suite: one table per task, published numbers, speed
+        from .llm_report import write_llm_report
+
+        return write_llm_report(out)
     out = Path(out)
     table = out / TABLE_NAME
     write_text_atomic(table, f"# {style_for(results).heading}\n\n" + markdown_table(results))

@@ -1,0 +1,204 @@
+"""benchmarks.llm end to end on the smoke assets (tiny random LLaMA, generated data in the real layouts):
+results, predictions, adapters, report, resume; DDP on two CPU processes against one; bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import benchmarks.llm_setup as llm_setup
+from benchmarks import llm, llm_smoke
+from neat_text.reasoning import TASKS, extract
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.fixture(autouse=True)
+def datasets_cache(monkeypatch, tmp_path):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """The smoke assets without pre-training (random weights: the pipeline, not the accuracy, is tested)."""
+    folder = tmp_path_factory.mktemp("llm-cache")
+    llm_smoke.assets(folder, pretrain_epochs=0)
+    return folder
+
+
+def cli(cache: Path, out: Path, *extra: str) -> list[str]:
+    return ["--suite", "smoke", "--cache-dir", str(cache), "--pretrain-epochs", "0", "--out", str(out), "--threads",
+            "1", "--no-progress", "--eval-limit", "4", *extra]
+
+
+def test_end_to_end_neat_and_lora_then_resume(cache, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = cli(cache, out, "--method", "neat,lora", "--tasks", "commonsense,math", "--tests", "boolq,piqa,gsm8k,MATH",
+               "--epochs", "1")
+    assert llm.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "neat on commonsense seed 0: accuracy" in printed and "train tokens/s" in printed
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert runs == ["lora_commonsense_seed0.json", "lora_math_seed0.json", "neat_commonsense_seed0.json",
+                    "neat_math_seed0.json"]
+    for name in runs:
+        r = json.loads((out / "runs" / name).read_text())
+        task = TASKS[r["dataset"]]
+        assert r["suite"] == "llm" and set(r["tests"]) == ({"boolq", "piqa"} if task.name == "commonsense"
+                                                           else {"gsm8k", "MATH"})
+        assert r["accuracy"] == pytest.approx(sum(t["accuracy"] for t in r["tests"].values()) / 2)
+        assert all(t["total"] == 4 and t["accuracy"] == t["correct"] / 4 for t in r["tests"].values())
+        steps = (288 if task.name == "commonsense" else 192) // 16    # smoke data sizes, batch 16, one epoch
+        assert len(r["step_losses"]) == r["optimizer_steps"] == steps
+        assert r["train_tokens_per_s"] > 0 and r["config"]["recipe"]["epochs"] == 1
+        assert r["config"]["recipe"]["rank"] == 8 and r["config"]["targets"] == ["q_proj", "k_proj", "v_proj",
+                                                                                 "up_proj", "down_proj"]
+        predictions = json.loads(Path(r["predictions_path"]).read_text())
+        for test, records in predictions.items():
+            kind = task.test(test).answer_kind
+            assert sum(x["correct"] for x in records) == r["tests"][test]["correct"]
+            assert all(x["prediction"] == extract(kind, x["generation"]) for x in records)
+    neat = json.loads((out / "runs" / "neat_commonsense_seed0.json").read_text())
+    assert neat["method_params"] == 2 * 2 * 8 * (4 * 64 + 128)  # 2 layers, A and B of width in (down: 128), rank 8
+    assert {p.name for p in Path(neat["adapter"]["neat_adapter"]).iterdir()} == {"adapter_config.json",
+                                                                                  "adapter_model.safetensors"}
+    assert "orientation" in neat["adapter"]["peft_adapter_unavailable"]
+    lora = json.loads((out / "runs" / "lora_math_seed0.json").read_text())
+    assert (Path(lora["adapter"]["peft_adapter"]) / "adapter_config.json").is_file()
+    table = (out / "report.md").read_text()
+    assert "| Method | Params | BoolQ | PIQA | Avg. |" in table and "| Method | Params | GSM8K | MATH | Avg. |" in table
+    assert "Only the first 4 examples of each test set were answered." in table and "NEAT/LoRA training" in table
+    assert (out / "accuracy_vs_params.png").read_bytes()[:4] == b"\x89PNG"
+    from benchmarks import report
+
+    assert report.main([str(out)]) == 0 and (out / "report.md").read_text() == table  # same report from the tool
+
+    finished = {p.name: p.read_bytes() for p in (out / "runs").iterdir()}
+    (out / "runs" / "lora_math_seed0.json").unlink()
+    assert llm.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "3 of 4 runs already finished" in printed and printed.count(" seed 0: accuracy") == 1
+    assert "lora on math seed 0" in printed
+    assert {p.name: p.read_bytes() for p in (out / "runs").iterdir() if p.name != "lora_math_seed0.json"} == {
+        k: v for k, v in finished.items() if k != "lora_math_seed0.json"}
+
+
+def _ddp_rank(rank: int, argv: list[str], port: int) -> None:
+    """One torchrun-style worker: the environment torchrun sets, then the CLI."""
+    from accelerate.state import AcceleratorState
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    AcceleratorState._reset_state(reset_partial_state=True)  # forked from a process that ran a world of one
+    assert llm.main(argv) == 0
+
+
+def test_ddp_on_two_cpu_processes_matches_one_process(cache, tmp_path, capfd):
+    import torch.multiprocessing as mp
+
+    common = ["--method", "neat", "--tasks", "commonsense", "--tests", "boolq,winogrande", "--epochs", "1",
+              "--batch-size", "16", "--micro-batch-size", "8", "--save-adapters", "neat"]
+    assert llm.main(cli(cache, tmp_path / "one", *common)) == 0         # 2 micro-batches accumulated per step
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_ddp_rank, args=(cli(cache, tmp_path / "two", *common), port), nprocs=2, start_method="fork")
+    assert capfd.readouterr().out.count("neat on commonsense seed 0: accuracy") == 2  # one run, two processes
+    one, two = (json.loads((tmp_path / d / "runs" / "neat_commonsense_seed0.json").read_text()) for d in ("one", "two"))
+    assert (one["gradient_accumulation"], two["gradient_accumulation"]) == (2, 1)
+    assert two["config"]["distributed"]["processes"] == 2 and two["device"]["world_size"] == 2
+    assert one["optimizer_steps"] == two["optimizer_steps"] == 288 // 16
+    torch.testing.assert_close(torch.tensor(two["step_losses"]), torch.tensor(one["step_losses"]), atol=1e-5,
+                               rtol=1e-5)
+    from safetensors.torch import load_file
+
+    a, b = (load_file(Path(r["adapter"]["neat_adapter"]) / "adapter_model.safetensors") for r in (one, two))
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], atol=1e-5, rtol=1e-4)
+    assert two["tests"] == one["tests"]  # the same weights answer the same (prompts split across the processes)
+
+
+# --- bad input ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("flag, value, message", [
+    ("--method", "neat,adapterx", "Unknown method(s) adapterx; choose from neat, lora, dora, pissa, milora, peanut."),
+    ("--task", "physics", "Unknown task(s) physics; choose from commonsense, math."),
+    ("--tests", "boolq,gsm8k", "Unknown test set(s) gsm8k; choose from boolq, piqa, social_i_qa, hellaswag, "
+                               "winogrande, ARC-Easy, ARC-Challenge, openbookqa."),
+    ("--rank", "0", "--rank must be positive."),
+    ("--model-path", "/nowhere/model", "--model-path /nowhere/model does not exist."),
+])
+def test_bad_flags_are_one_argparse_error(capsys, flag, value, message):
+    with pytest.raises(SystemExit) as done:
+        llm.parse_args([flag, value])
+    assert done.value.code == 2
+    assert capsys.readouterr().err.strip().endswith(f"error: {message}")
+
+
+def test_flags_are_checked_before_torch_is_imported():
+    code = ("import sys\nfrom benchmarks import llm\ntry:\n    llm.parse_args(['--method', 'x'])\n"
+            "except SystemExit:\n    pass\nprint(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_model_type_without_a_preset_suggests_targets_and_writes_nothing(cache, tmp_path, capsys):
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    model_dir = tmp_path / "gpt2"
+    GPT2LMHeadModel(GPT2Config(n_embd=16, n_layer=1, n_head=2, vocab_size=512, n_positions=64)).save_pretrained(model_dir)
+    AutoTokenizer.from_pretrained(next(cache.glob("smoke-llm-*/model"))).save_pretrained(model_dir)
+    out = tmp_path / "out"
+    assert llm.main(cli(cache, out, "--method", "neat", "--tasks", "commonsense", "--model-path", str(model_dir))) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: preset 'paper_llm' is for decoder LLMs (llama, mistral, qwen2, gemma), not "
+                          "model_type 'gpt2'")
+    assert err.endswith("On the command line: --targets with some of lm_head.")
+    assert not out.exists()
+
+
+def test_data_without_the_needed_fields_is_one_error_and_writes_nothing(cache, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "commonsense_170k.json").write_text(json.dumps([{"question": "q", "label": "true"}]))
+    out = tmp_path / "out"
+    assert llm.main(cli(cache, out, "--method", "lora", "--tasks", "commonsense", "--data-dir", str(data))) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {data / 'commonsense_170k.json'} lacks field(s) ['instruction', 'output', 'answer'] (it has "
+        "['label', 'question']); expected instruction, input, output, answer.")
+    assert not out.exists()
+
+
+def test_no_network_and_no_data_dir_names_the_flag(monkeypatch, tmp_path, capsys):
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(llm_setup, "hub_reachable", lambda: False)
+    out = tmp_path / "out"
+    assert llm.main(["--task", "math", "--method", "neat", "--out", str(out), "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: math training data (meta-math/MetaMathQA) is not available: the Hugging Face Hub cannot be reached "
+        "(no network) and no --data-dir was given. Download it where the network is reachable and pass --data-dir "
+        "DIR (DIR in LLM-Adapters' layout: commonsense_170k.json and <test>/test.json (boolq, piqa, social_i_qa, "
+        "hellaswag, winogrande, ARC-Easy, ARC-Challenge, openbookqa); for math MetaMathQA-395K.json, gsm8k_test.jsonl "
+        "and MATH_test.jsonl (or gsm8k/test.json, MATH/test.json); JSON or JSON lines with instruction/input/output/"
+        "answer, or the source's own columns).")
+    assert not out.exists()
+
+
+def test_a_batch_that_does_not_divide_is_one_error(cache, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert llm.main(cli(cache, out, "--method", "neat", "--tasks", "math", "--batch-size", "10",
+                        "--micro-batch-size", "4")) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: The effective batch 10 is not a multiple of micro batch 4 x 1 process(es); change --batch-size or "
+        "--micro-batch-size.")
+    assert not out.exists()
