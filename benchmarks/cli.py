@@ -13,7 +13,7 @@ import os
 import platform
 import sys
 from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from .catalog import SIZE_KNOBS, MethodOptions

@@ -238,6 +238,19 @@ def test_a_sweep_selects_lr_and_epoch_on_a_held_out_slice_of_train_and_reports_v
     assert f"| neat-l | SST-2 | {best['method_params']:,} | 0.001, 0.01 | {best['lr']:g} |" in table
 
 
+def test_match_params_sizes_the_baselines_to_neat_l(offline_assets, tmp_path):
+    out = tmp_path / "out"
+    args = _cli(offline_assets, out, "--method", "neat-l,lora,fourierft", "--tasks", "sst2", "--epochs", "1",
+                "--match-params", "neat-l", "--lora-r", "2", "--lora-alpha", "4")
+    assert glue_cli.main(args) == 0
+    found = {p.name.split("_")[0]: json.loads(p.read_text()) for p in (out / "runs").glob("*.json")}
+    assert {m: r["method_params"] for m, r in found.items()} == {m: LAYERS * 2 * QV for m in found}  # all 1,536
+    assert (found["lora"]["config"]["method_options"]["lora_r"], found["lora"]["config"]["method_options"]["lora_alpha"]) \
+        == (8, 16)   # r 2 -> 8, alpha / r = 2 kept
+    assert found["fourierft"]["config"]["method_options"]["n_frequency"] == QV   # 256 per layer
+    assert found["lora"]["config"]["matched_to"] == "neat-l"
+
+
 def test_a_checkpoint_stored_in_fp16_trains_with_fp32_weights_and_says_so(offline_assets, tmp_path):
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 

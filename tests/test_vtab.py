@@ -114,6 +114,9 @@ def test_model_path_accepts_a_safetensors_file_and_the_head_is_fresh(tmp_path):
     loaded = create_model(ModelSource("vit_tiny_patch16_224", str(tmp_path / "vit.safetensors"), TINY_VIT), 4)
     assert loaded.head.out_features == 4
     torch.testing.assert_close(loaded.blocks[1].attn.qkv.weight, model.blocks[1].attn.qkv.weight)
+    save_file(model.half().state_dict(), tmp_path / "vit16.safetensors")   # a checkpoint stored in fp16
+    loaded = create_model(ModelSource("vit_tiny_patch16_224", str(tmp_path / "vit16.safetensors"), TINY_VIT), 4)
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
 
 
 # --- command line -----------------------------------------------------------------------------------------
