@@ -77,19 +77,31 @@ def model_source(args: argparse.Namespace, device: torch.device, dist: Dist) -> 
 
 
 def counts(source: ModelSource, method: str, options: MethodOptions, num_classes: int) -> dict[str, int]:
-    """Trainable parameters (all, head, method's own) of `method` on `source`'s architecture, counted on the
-    meta device (cached)."""
-    return _counts(json.dumps(source.describe(), sort_keys=True), method, options, num_classes)
+    """Trainable parameters (all, head, method's own) of `method` on `source`'s architecture with a
+    `num_classes` head, counted on the meta device (cached: the method's count does not depend on the head)."""
+    key = json.dumps(source.describe(), sort_keys=True)
+    own, head = _method_params(key, method, options), _head_params(key, num_classes)
+    return {"trainable_params": own + head, "head_params": head, "method_params": own}
 
 
-@functools.lru_cache(maxsize=None)
-def _counts(source_json: str, method: str, options: MethodOptions, num_classes: int) -> dict[str, int]:
+def _on_meta(source_json: str, num_classes: int):
     described = json.loads(source_json)
     source = ModelSource(described["model"], described["model_path"], described["model_args"])
     with torch.device("meta"):
-        model = architecture(source, num_classes)
+        return architecture(source, num_classes)
+
+
+@functools.lru_cache(maxsize=None)
+def _method_params(source_json: str, method: str, options: MethodOptions) -> int:
+    model = _on_meta(source_json, 2)
     heads = neat_vision.head_names(model)
-    return M.parameter_counts(M.build(method, model, options), heads)
+    return M.parameter_counts(M.build(method, model, options), heads)["method_params"]
+
+
+@functools.lru_cache(maxsize=None)
+def _head_params(source_json: str, num_classes: int) -> int:
+    model = _on_meta(source_json, num_classes)
+    return sum(p.numel() for name in neat_vision.head_names(model) for p in model.get_submodule(name).parameters())
 
 
 def sized_options(args: argparse.Namespace) -> dict[str, MethodOptions]:
