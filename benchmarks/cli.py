@@ -76,13 +76,14 @@ def add_sweep_flags(p: argparse.ArgumentParser, micro_help: str) -> None:
     p.add_argument("--micro-batch", type=positive_int, help=micro_help)
 
 
-def check_match(method: str | None, methods: list[str]) -> str | None:
-    """The --match-params reference (None for 'none'), or a ValueError."""
+def check_match(method: str | None, known: dict[str, str]) -> str | None:
+    """The --match-params reference among the `known` methods (None for 'none'), or a ValueError."""
     if method in (None, "none"):
         return None
-    if method not in SIZE_KNOBS:
-        raise ValueError(f"--match-params {method}: that method has no adapter size to match; choose from "
-                         f"{', '.join(m for m in SIZE_KNOBS if m in methods) or ', '.join(SIZE_KNOBS)}.")
+    if method not in SIZE_KNOBS or method not in known:
+        choices = [m for m in known if m in SIZE_KNOBS]
+        raise ValueError(f"--match-params {method}: not a method of this suite with an adapter size; choose from "
+                         f"{', '.join(choices)}.")
     return method
 
 

@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.seeds = [int(s) for s in names(args.seeds)]
         check_methods(args.methods + args.save_adapters)
         [recipe_for(m, d) for m in args.methods for d in args.datasets]
-        args.match_params = check_match(args.match_params, args.methods)
+        args.match_params = check_match(args.match_params, DESCRIPTIONS)
         if args.preset is not None and args.preset not in PRESETS:
             raise ValueError(f"Unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}.")
         if not (args.methods and args.datasets and args.seeds):

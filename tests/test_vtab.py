@@ -125,8 +125,8 @@ def test_model_path_accepts_a_safetensors_file_and_the_head_is_fresh(tmp_path):
                                   "vera, head, full."),
     ("--dataset", "mnist", "Unknown dataset 'mnist'; choose from pets, cifar10, dtd, eurosat, resisc45, cars, "
                            "fgvc, cifar100, digits59, digits04."),
-    ("--match-params", "head", "--match-params head: that method has no adapter size to match; choose from neat, "
-                               "peanut, lora, dora, fourierft, vera."),
+    ("--match-params", "head", "--match-params head: not a method of this suite with an adapter size; choose from "
+                               "neat, lora, dora, fourierft, peanut, vera."),
     ("--preset", "everything", "Unknown preset 'everything'; choose from qv, qv_mlp, all_linear."),
     ("--model", "vit_gigantic", "Unknown timm model 'vit_gigantic'; timm.list_models() lists the names "
                                 "(e.g. vit_base_patch16_224.orig_in21k)."),
