@@ -250,16 +250,18 @@ _INTERPOLATION = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR, "nea
 def build_transform(data_config: dict[str, Any], train: bool, hflip: bool = True,
                     crop_scale: tuple[float, float] = (0.08, 1.0), seed: int | None = None) -> A.Compose:
     """albumentations pipeline from a timm data config: random resized crop (+ flip) for training,
-    resize to size / crop_pct and center crop for evaluation; then normalise and make a CHW tensor.
+    resize to size / crop_pct and center crop for evaluation; then normalise and make a CHW tensor. Shrinking
+    uses pixel-area averaging (as PIL's antialiased resize that torchvision and timm apply to PIL images).
     `seed` fixes the random augmentations (albumentations ignores torch's and numpy's global seeds)."""
     _, height, width = data_config["input_size"]
     interpolation = _INTERPOLATION.get(data_config.get("interpolation", "bilinear"), cv2.INTER_LINEAR)
     if train:
-        steps = [A.RandomResizedCrop(size=(height, width), scale=tuple(crop_scale), interpolation=interpolation)]
+        steps = [A.RandomResizedCrop(size=(height, width), scale=tuple(crop_scale), interpolation=interpolation,
+                                     area_for_downscale="image")]
         steps += [A.HorizontalFlip(p=0.5)] if hflip else []
     else:
         resize = int(min(height, width) / data_config.get("crop_pct", 1.0))
-        steps = [A.SmallestMaxSize(max_size=resize, interpolation=interpolation),
+        steps = [A.SmallestMaxSize(max_size=resize, interpolation=interpolation, area_for_downscale="image"),
                  A.CenterCrop(height=height, width=width)]
     steps += [A.Normalize(mean=data_config["mean"], std=data_config["std"], max_pixel_value=255.0),
               A.ToTensorV2()]
