@@ -278,14 +278,14 @@ def test_ddp_on_two_cpu_processes_writes_one_result(tmp_path, image_folder, chec
         port = s.getsockname()[1]
     out = tmp_path / "out"
     argv = ["--dataset", "pets", "--method", "neat", "--data-dir", str(image_folder), "--model-path",
-            str(checkpoint), "--epochs", "1", "--batch-size", "8", "--workers", "0", "--device", "cpu",
-            "--out", str(out), "--no-progress"]
+            str(checkpoint), "--epochs", "1", "--batch-size", "8", "--micro-batch", "2", "--workers", "0",
+            "--device", "cpu", "--out", str(out), "--no-progress"]
     # forked workers (gloo) skip a fresh interpreter's imports; the environment is torchrun's
     mp.start_processes(_ddp_rank, args=(argv, port), nprocs=2, start_method="fork")
     assert [p.name for p in (out / "runs").iterdir()] == ["neat_pets_seed0_lr0.005.json"]
     result = json.loads((out / "runs" / "neat_pets_seed0_lr0.005.json").read_text())
     assert result["device"]["world_size"] == 2 and result["ranks_agree"] is True
-    assert (result["config"]["micro_batch"], result["config"]["grad_accum"]) == (4, 1)   # 8 = 4 x 1 x 2 processes
+    assert (result["config"]["micro_batch"], result["config"]["grad_accum"]) == (2, 2)   # 8 = 2 x 2 x 2 processes
     assert capfd.readouterr().out.count("neat on pets seed 0 lr 0.005: test accuracy") == 1  # only rank 0 reports
 
 
