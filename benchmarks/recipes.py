@@ -15,7 +15,7 @@ Sources (shortened in the notes below):
   spectral lr, epochs, batch 32) and `NLU_GLUE.py` (6% warm-up, no clipping, weight decay 0).
 - LoRA: Hu et al. 2021 (arXiv 2106.09685) Table 9, RoBERTa-base (r = α = 8 on query and value; batch, lr and
   epochs per task), as in microsoft/LoRA `examples/NLU/roberta_base_<task>.sh` (weight decay 0.1, HF Trainer:
-  max_grad_norm 1.0, warm-up ratio 0.06). Stated deviation: the LoRA paper starts MRPC, RTE and STS-B from its
+  max_grad_norm 1.0, warm-up ratio 0.06; no LoRA dropout: loralib's default; the scripts pass --lora_alpha 16). Stated deviation: the LoRA paper starts MRPC, RTE and STS-B from its
   MNLI-tuned LoRA checkpoint; benchmarks.glue starts every task from the pre-trained model.
 - RoBERTa: Liu et al. 2019 (arXiv 1907.11692) Appendix Table 10: full fine-tuning on GLUE, lr {1e-5, 2e-5,
   3e-5}, 10 epochs, weight decay 0.1, 6% warm-up.
@@ -287,7 +287,7 @@ def _lora_glue(task: str, method: str) -> GlueSetting:
     note = LORA_GLUE.format(task=task) + (" (DoRA on GLUE: unknown — our choice: LoRA's recipe)"
                                           if method == "dora" else "")
     setting = _glue(lr, lr, epochs, batch, note, weight_decay=0.1, clip_grad=1.0,
-                    options={"lora_r": 8, "lora_alpha": 8})
+                    options={"lora_r": 8, "lora_alpha": 8, "lora_dropout": 0.0})   # loralib's default dropout
     if task in ("mrpc", "rte", "stsb"):
         return replace(setting, option_sources={**setting.option_sources, "init": MNLI_START})
     return setting
