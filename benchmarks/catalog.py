@@ -53,12 +53,12 @@ class MethodOptions:
     depth: int = 2                # neat and peanut, counted as the paper does (2 = A, B)
     activation: str = "relu"      # neat and peanut
     scale: float = 1.0            # neat and peanut
-    lora_r: int = 16              # lora and dora (FourierFT's ViT code: --lora-r 16 --lora-alpha 16)
+    lora_r: int = 16              # lora (FourierFT's ViT code: --lora-r 16 --lora-alpha 16); dora: the same
     lora_alpha: int = 16
     lora_dropout: float = 0.1
     n_frequency: int = 3000       # fourierft (FourierFT's ViT scripts: --n_frequency 3000 --scale 300)
     fourier_scaling: float = 300.0
-    vera_r: int = 256             # vera
+    vera_r: int = 256             # vera (no published ViT setting here: PEFT's VeraConfig default)
     peft_target: str = "qv"       # PEFT baselines on a timm ViT: "qv" or "fused" (PEFT_TARGETS)
 
 
