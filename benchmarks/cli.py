@@ -1,5 +1,10 @@
-"""Command-line pieces the suites share (vtab.py, glue.py): option flags, device and process setup, resume,
-running the jobs and the report, errors."""
+"""Command-line pieces the suites share (vtab.py, glue.py): option and sweep flags, recipe overrides, device and
+process setup, resume, running the jobs and the report, errors.
+
+Nothing heavy is imported at module level: a suite parses and validates its flags with this module and plain
+data (catalog.py, recipes.py) first, so a bad flag fails before torch, timm or transformers load. The functions
+that need torch import it when called.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +13,47 @@ import os
 import platform
 import sys
 from collections.abc import Callable
-from dataclasses import fields, replace
-from typing import Any
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from .methods import MethodOptions, save_adapter
+from .catalog import SIZE_KNOBS, MethodOptions
 from .recipes import Recipe
-from .report import markdown_table, write_report
-from .results import adapter_dir, load_results, read_result, result_path, versions, write_json_atomic
-from .train import Dist, init_distributed
+from .results import adapter_dir, read_result, result_path, write_json_atomic
+from .sweep import Run
 
-RECIPE_FLAGS = {"epochs": int, "batch_size": int, "grad_accum": int, "lr": float, "head_lr": float,
-                "weight_decay": float}
+if TYPE_CHECKING:
+    import torch
+
+    from .train import Dist
+
+RECIPE_FLAGS = {"epochs": int, "batch_size": int, "lr": float, "head_lr": float, "weight_decay": float,
+                "clip_grad": float}
 
 
 def names(text: str) -> list[str]:
     """A comma list as a list of its non-empty, stripped items."""
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def numbers(text: str) -> tuple[float, ...]:
+    """A comma list of numbers (argparse type of --lrs)."""
+    try:
+        values = tuple(float(t) for t in names(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma list of numbers such as 1e-3,3e-3,1e-2, got {text!r}")
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
+    return values
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def add_option_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
@@ -35,7 +63,28 @@ def add_option_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> 
             kind = (lambda text: tuple(names(text))) if isinstance(f.default, tuple) else type(f.default)
             p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, help=f"method option (default {f.default})")
     for name, kind in RECIPE_FLAGS.items():
-        p.add_argument(f"--{name.replace('_', '-')}", type=kind, help="recipe override (default: recipe table)")
+        p.add_argument(f"--{name.replace('_', '-')}", type=kind, help="recipe override (default: recipe table"
+                       + ("; 0 turns clipping off)" if name == "clip_grad" else ")"))
+
+
+def add_sweep_flags(p: argparse.ArgumentParser, micro_help: str) -> None:
+    """--lrs, --match-params, --micro-batch."""
+    p.add_argument("--lrs", type=numbers, help="comma list of learning rates every method sweeps (default: each "
+                   "recipe's grid, or its published lr); the lr with the best validation score is reported")
+    p.add_argument("--match-params", metavar="METHOD", help="size every other method's adapter (LoRA/DoRA r, "
+                   "NEAT rank, FourierFT n, VeRA r) to METHOD's trainable parameters; 'none' turns it off")
+    p.add_argument("--micro-batch", type=positive_int, help=micro_help)
+
+
+def check_match(method: str | None, known: dict[str, str]) -> str | None:
+    """The --match-params reference among the `known` methods (None for 'none'), or a ValueError."""
+    if method in (None, "none"):
+        return None
+    if method not in SIZE_KNOBS or method not in known:
+        choices = [m for m in known if m in SIZE_KNOBS]
+        raise ValueError(f"--match-params {method}: not a method of this suite with an adapter size; choose from "
+                         f"{', '.join(choices)}.")
+    return method
 
 
 def method_options(args: argparse.Namespace, defaults: dict[str, Any] | None = None) -> MethodOptions:
@@ -45,12 +94,25 @@ def method_options(args: argparse.Namespace, defaults: dict[str, Any] | None = N
 
 
 def with_recipe_flags(args: argparse.Namespace, recipe: Recipe) -> Recipe:
-    """`recipe` with the recipe values given on the command line."""
-    return replace(recipe, **{k: getattr(args, k) for k in RECIPE_FLAGS if getattr(args, k) is not None})
+    """`recipe` with the values given on the command line (cited as such): --lrs replaces the grid; giving the
+    swept value itself (--lr, or --head-lr for the linear probe) without --lrs trains that value only."""
+    given = {k: getattr(args, k) for k in RECIPE_FLAGS if getattr(args, k, None) is not None}
+    if "clip_grad" in given and given["clip_grad"] <= 0:
+        given["clip_grad"] = None
+    if getattr(args, "lrs", None):
+        given["lrs"] = tuple(args.lrs)
+    elif recipe.sweep in given:
+        given["lrs"] = ()
+    return recipe.with_values("command line", **given) if given else recipe
 
 
+# --- running (these import torch when called) ------------------------------------------------------------
 def setup_device(requested: str | None) -> tuple[torch.device, Dist]:
     """The torch device (cuda when available; torchrun's LOCAL_RANK picks the GPU) and the process group."""
+    import torch
+
+    from .train import init_distributed
+
     device = torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and "LOCAL_RANK" in os.environ:
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
@@ -58,50 +120,63 @@ def setup_device(requested: str | None) -> tuple[torch.device, Dist]:
 
 
 def device_info(device: torch.device, dist: Dist) -> dict[str, Any]:
+    import torch
+
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     return {"type": device.type, "name": name, "world_size": dist.world, "cpu_count": os.cpu_count()}
 
 
 def provenance(device: torch.device, dist: Dist) -> dict[str, Any]:
     """What produced a result: software versions and the device."""
+    from .results import versions
+
     return {"versions": versions(), "device": device_info(device, dist)}
 
 
-def saved_adapter(args: argparse.Namespace, method: str, dataset: str, seed: int, model: torch.nn.Module,
-                  dist: Dist) -> dict[str, str]:
-    """{"adapter_path": ...} after rank 0 saved the trained adapter, when --save-adapters names `method`."""
-    if not (dist.main and method in args.save_adapters):
+def saved_adapter(args: argparse.Namespace, run: Run, model: torch.nn.Module, dist: Dist) -> dict[str, str]:
+    """{"adapter_path": ...} after rank 0 saved the trained adapter, when --save-adapters names the method."""
+    if not (dist.main and run.method in args.save_adapters):
         return {}
-    return {"adapter_path": str(save_adapter(method, model, adapter_dir(args.out, method, dataset, seed)))}
+    from .methods import save_adapter
+
+    path = adapter_dir(args.out, run.method, run.dataset, run.seed, run.lr)
+    return {"adapter_path": str(save_adapter(run.method, model, path))}
 
 
-def unfinished(out: str | os.PathLike, jobs: list[tuple[str, str, int]], dist: Dist) -> list[tuple[str, str, int]]:
-    """The (method, dataset, seed) jobs without a result under `out` (rank 0's view decides for every rank);
-    says how many are skipped."""
-    todo = [j for j in jobs if read_result(result_path(out, *j)) is None]
+def _path(out: str | os.PathLike, run: Run):
+    return result_path(out, run.method, run.dataset, run.seed, run.lr)
+
+
+def unfinished(out: str | os.PathLike, runs: list[Run], dist: Dist) -> list[Run]:
+    """The runs without a result under `out` (rank 0's view decides for every rank); says how many are skipped."""
+    todo = [r for r in runs if read_result(_path(out, r)) is None]
     if dist.world > 1:
+        import torch.distributed
+
         shared = [todo]
         torch.distributed.broadcast_object_list(shared)
         todo = shared[0]
-    if dist.main and len(todo) < len(jobs):
-        print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already finished in {out}; skipping them.")
+    if dist.main and len(todo) < len(runs):
+        print(f"{len(runs) - len(todo)} of {len(runs)} runs already finished in {out}; skipping them.")
     return todo
 
 
-def run_jobs(out: str | os.PathLike, todo: list[tuple[str, str, int]], run_job: Callable[[str, str, int], dict],
+def run_jobs(out: str | os.PathLike, todo: list[Run], run_job: Callable[[Run], dict],
              summary: Callable[[dict], str], dist: Dist) -> None:
-    """Run every (method, dataset, seed) job; rank 0 writes each result atomically as it finishes, prints
-    "<method> on <dataset> seed <seed>: <summary(result)>, <parameters>, <seconds>", and at the end writes and
-    prints the report."""
-    for method, dataset, seed in todo:
-        result = run_job(method, dataset, seed)
+    """Run every run; rank 0 writes each result atomically as it finishes, prints "<method> on <dataset> seed
+    <seed> lr <lr>: <summary(result)>, <parameters>, <seconds>", and at the end writes and prints the report."""
+    from .report import write_report
+
+    for run in todo:
+        result = run_job(run)
         if dist.main:
-            write_json_atomic(result_path(out, method, dataset, seed), result)
-            print(f"{method} on {dataset} seed {seed}: {summary(result)}, {result['method_params']:,} trainable + "
-                  f"{result['head_params']:,} head, {result['wall_seconds']:.1f} s")
+            write_json_atomic(_path(out, run), result)
+            print(f"{run.method} on {run.dataset} seed {run.seed} lr {run.lr:g}: {summary(result)}, "
+                  f"{result['method_params']:,} trainable + {result['head_params']:,} head, "
+                  f"{result['wall_seconds']:.1f} s")
     if dist.main:
-        table, plot = write_report(out)
-        print("\n" + markdown_table(load_results(out)))
+        table, plot, text = write_report(out)
+        print("\n" + text)
         print(f"\nreport: {table}\nplot:   {plot}")
 
 
@@ -114,5 +189,7 @@ def main_guarded(run: Callable[[argparse.Namespace], int], args: argparse.Namesp
         print(f"error: {err}", file=sys.stderr)
         return 2
     finally:
+        import torch.distributed
+
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()

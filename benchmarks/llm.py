@@ -138,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     from .llm_job import run_job
     from .llm_report import write_llm_report
     from .results import result_path, write_json_atomic
+    from .sweep import Run
     from .train import Dist
 
     threads = args.threads or SUITES[args.suite].threads
@@ -148,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
     mixed = os.environ.get("ACCELERATE_MIXED_PRECISION") or ("bf16" if cuda and dtype == torch.bfloat16 else "no")
     accelerator = Accelerator(cpu=not cuda, mixed_precision=mixed)
     dist = Dist(accelerator.process_index, accelerator.num_processes)
-    jobs = [(m, t, s) for t in args.tasks for m in args.methods for s in args.seeds]
-    todo = unfinished(args.out, jobs, dist)
+    jobs = [Run(m, t, s, None) for t in args.tasks for m in args.methods for s in args.seeds]
+    todo = [(r.method, r.dataset, r.seed) for r in unfinished(args.out, jobs, dist)]
     if todo:
         with accelerator.main_process_first():  # the smoke assets are made once
             source, data_dir = S.sources(args)
@@ -169,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
             write_json_atomic(result_path(args.out, method, task, seed), result)
             print(_summary(result))
     if accelerator.is_main_process:
-        table, plot = write_llm_report(args.out)
+        table, plot, _ = write_llm_report(args.out)
         print("\n" + table.read_text())
         print(f"report: {table}\nplot:   {plot}")
     accelerator.wait_for_everyone()

@@ -17,8 +17,10 @@ from .results import load_results, write_json_atomic, write_text_atomic
 
 def per_test(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (method, test set, seed), shaped like the other suites' results (dataset = the test set)."""
+    named = {t.name: t.title for task in TASKS.values() for t in task.tests}
     return [{"suite": "llm", "method": r["method"], "dataset": test, "seed": r["seed"], "accuracy": s["accuracy"],
-             "method_params": r["method_params"], "trainable_params": r["trainable_params"], "head_params": 0}
+             "method_params": r["method_params"], "trainable_params": r["trainable_params"], "head_params": 0,
+             "config": {"model": r["config"]["model"], "data": {"title": named.get(test, test)}}}
             for r in results for test, s in r["tests"].items()]
 
 
@@ -77,13 +79,15 @@ def llm_markdown(results: list[dict[str, Any]]) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def write_llm_report(out: str | os.PathLike) -> tuple[Path, Path]:
-    """report.md, summary.json and the accuracy-vs-parameters plot for the results under `out`."""
+def write_llm_report(out: str | os.PathLike) -> tuple[Path, Path, str]:
+    """report.md, summary.json and the accuracy-vs-parameters plot for the results under `out`; returns their paths
+    and the report's text."""
     results = [r for r in load_results(out) if r.get("suite") == "llm"]
     if not results:
         raise FileNotFoundError(f"No reasoning results in {Path(out) / 'runs'}.")
     out = Path(out)
-    table = write_text_atomic(out / TABLE_NAME, llm_markdown(results))
+    text = llm_markdown(results)
+    table = write_text_atomic(out / TABLE_NAME, text)
     write_json_atomic(out / SUMMARY_NAME, {task: summarise(per_test([r for r in results if r["dataset"] == task]))
                                            for task in dict.fromkeys(r["dataset"] for r in results)})
-    return table, plot(per_test(results), out / PLOT_NAME)
+    return table, plot(per_test(results), out / PLOT_NAME), text

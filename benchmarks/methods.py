@@ -1,16 +1,16 @@
 """Every fine-tuning method of the benchmarks, built in one place.
 
 `build(name, model, options)` takes a timm classifier (with its fresh head) and returns the model to train:
-NEAT through `neat_vision.patch` (q and v slices of attn.qkv by default), the baselines through PEFT.
-PEFT cannot adapt only the q and v rows of timm's fused `attn.qkv`, so the PEFT baselines adapt `attn.qkv`
-whole; their parameter counts in the results reflect that. The classifier head always trains.
-The GLUE suite's methods on transformers models (text_methods.py) reuse these builders.
+NEAT through `neat_vision.patch` (q and v slices of attn.qkv by default), the baselines through PEFT. On a timm
+ViT the PEFT baselines adapt q and v only, as the NEAT and FourierFT papers do: `neat_vision.qkv.split_qkv`
+first gives PEFT separate q, k, v linears in place of the fused `attn.qkv` (options.peft_target "fused" adapts
+`attn.qkv` whole instead). The classifier head always trains. The GLUE suite's methods on transformers models
+(text_methods.py) reuse these builders. Names and descriptions: catalog.py (plain data).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
@@ -18,26 +18,15 @@ from torch import nn
 import neat_core
 import neat_text
 import neat_vision
+from neat_vision.qkv import split_qkv
 
-PEFT_TARGETS = ["attn.qkv"]  # dotted suffix: every block's fused q/k/v projection
+from .catalog import DESCRIPTIONS, MethodOptions, check_methods
 
+# Dotted suffixes PEFT targets on a timm ViT, per options.peft_target (catalog.PEFT_TARGETS).
+PEFT_TARGETS = {"qv": ["attn.qkv.q", "attn.qkv.v"], "fused": ["attn.qkv"]}
 
-@dataclass(frozen=True)
-class MethodOptions:
-    """Hyper-parameters of the methods (defaults: the paper's settings)."""
-
-    preset: str = "qv"            # neat: which layers (neat_vision presets)
-    targets: tuple[str, ...] = () # layers to adapt instead (neat: replaces the preset; PEFT: replaces attn.qkv)
-    rank: int = 7                 # neat and peanut
-    depth: int = 2                # neat and peanut, counted as the paper does (2 = A, B)
-    activation: str = "relu"      # neat and peanut
-    scale: float = 1.0            # neat and peanut
-    lora_r: int = 16              # lora and dora
-    lora_alpha: int = 16
-    lora_dropout: float = 0.1
-    n_frequency: int = 3000       # fourierft
-    fourier_scaling: float = 300.0
-    vera_r: int = 256             # vera
+__all__ = ["DESCRIPTIONS", "METHODS", "MethodOptions", "PEFT_TARGETS", "build", "check_methods", "head_names",
+           "parameter_counts", "peft_targets", "save_adapter"]
 
 
 def _front_end(model: nn.Module):
@@ -56,38 +45,48 @@ def _neat(model: nn.Module, opts: MethodOptions) -> nn.Module:
                                    scale=opts.scale, **where)
 
 
-def _peft_targets(opts: MethodOptions) -> list[str]:
-    return list(opts.targets) or PEFT_TARGETS
+def peft_targets(opts: MethodOptions) -> list[str]:
+    """The modules a PEFT baseline adapts on a timm ViT: options.targets if given, else q and v of the split
+    attn.qkv (peft_target "qv") or attn.qkv whole ("fused")."""
+    if opts.targets:
+        return list(opts.targets)
+    if opts.peft_target not in PEFT_TARGETS:
+        raise ValueError(f"Unknown peft_target {opts.peft_target!r}; choose from {', '.join(PEFT_TARGETS)}.")
+    return PEFT_TARGETS[opts.peft_target]
 
 
-def _peft(make_config: Callable[[MethodOptions, list[str]], object]) -> Callable[[nn.Module, MethodOptions], nn.Module]:
+def _peft(make_config: Callable[[MethodOptions, list[str], list[str]], object]
+          ) -> Callable[[nn.Module, MethodOptions], nn.Module]:
     """A builder wrapping the model with PEFT; the head is trained and saved through `modules_to_save`."""
     def build(model: nn.Module, opts: MethodOptions) -> nn.Module:
         from peft import get_peft_model
 
-        return get_peft_model(model, make_config(opts, head_names(model)))
+        targets = peft_targets(opts)
+        if any(t.startswith("attn.qkv.") for t in targets):
+            split_qkv(model)
+        return get_peft_model(model, make_config(opts, targets, head_names(model)))
     return build
 
 
-def _lora_config(opts: MethodOptions, heads: list[str], dora: bool = False):
+def _lora_config(opts: MethodOptions, targets: list[str], heads: list[str], dora: bool = False):
     from peft import LoraConfig
 
     return LoraConfig(r=opts.lora_r, lora_alpha=opts.lora_alpha, lora_dropout=opts.lora_dropout,
-                      target_modules=_peft_targets(opts), modules_to_save=heads, use_dora=dora)
+                      target_modules=targets, modules_to_save=heads, use_dora=dora)
 
 
-def _dora_config(opts: MethodOptions, heads: list[str]):
-    return _lora_config(opts, heads, dora=True)
+def _dora_config(opts: MethodOptions, targets: list[str], heads: list[str]):
+    return _lora_config(opts, targets, heads, dora=True)
 
 
-def _fourierft_config(opts: MethodOptions, heads: list[str]):
+def _fourierft_config(opts: MethodOptions, targets: list[str], heads: list[str]):
     from peft import FourierFTConfig
 
     return FourierFTConfig(n_frequency=opts.n_frequency, scaling=opts.fourier_scaling,
-                           target_modules=_peft_targets(opts), modules_to_save=heads)
+                           target_modules=targets, modules_to_save=heads)
 
 
-def _peanut_config(opts: MethodOptions, heads: list[str]):
+def _peanut_config(opts: MethodOptions, targets: list[str], heads: list[str]):
     from peft import PeanutConfig
     from transformers.activations import ACT2FN
 
@@ -96,13 +95,13 @@ def _peanut_config(opts: MethodOptions, heads: list[str]):
                          f"{', '.join(sorted(ACT2FN))}.")
     # PEFT counts encoder/decoder pairs; our depth counts weight matrices (2 = A, B).
     return PeanutConfig(r=opts.rank, depth=(opts.depth - 2) // 2, act_fn=opts.activation, scaling=opts.scale,
-                        target_modules=_peft_targets(opts), modules_to_save=heads)
+                        target_modules=targets, modules_to_save=heads)
 
 
-def _vera_config(opts: MethodOptions, heads: list[str]):
+def _vera_config(opts: MethodOptions, targets: list[str], heads: list[str]):
     from peft import VeraConfig
 
-    return VeraConfig(r=opts.vera_r, target_modules=_peft_targets(opts), modules_to_save=heads)
+    return VeraConfig(r=opts.vera_r, target_modules=targets, modules_to_save=heads)
 
 
 def _head(model: nn.Module, opts: MethodOptions) -> nn.Module:
@@ -126,22 +125,7 @@ METHODS: dict[str, Callable[[nn.Module, MethodOptions], nn.Module]] = {
     "head": _head,
     "full": _full,
 }
-DESCRIPTIONS = {
-    "neat": "NEAT (ours), neat_vision preset (default q,v of attn.qkv)",
-    "lora": "LoRA (PEFT) on attn.qkv whole", "dora": "DoRA (PEFT) on attn.qkv whole",
-    "fourierft": "FourierFT (PEFT) on attn.qkv whole", "peanut": "PEANuT (PEFT's NEAT) on attn.qkv whole",
-    "vera": "VeRA (PEFT) on attn.qkv whole", "head": "linear probe (head only)", "full": "full fine-tuning",
-}
-
-
 Registry = dict[str, Callable[[nn.Module, MethodOptions], nn.Module]]
-
-
-def check_methods(names: list[str], registry: Registry = METHODS) -> list[str]:
-    unknown = [n for n in names if n not in registry]
-    if unknown:
-        raise ValueError(f"Unknown method(s) {', '.join(unknown)}; choose from {', '.join(registry)}.")
-    return names
 
 
 def build(name: str, model: nn.Module, options: MethodOptions = MethodOptions(), registry: Registry = METHODS

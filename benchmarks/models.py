@@ -1,5 +1,10 @@
 """Where the backbone comes from: a timm name (Hub weights), a local timm folder, or a safetensors file; for
-the GLUE suite a transformers name (Hub) or a local save_pretrained folder with its tokenizer."""
+the GLUE suite a transformers name (Hub) or a local save_pretrained folder with its tokenizer.
+
+Every model is loaded in fp32 (WEIGHT_DTYPE), whatever dtype its checkpoint is stored in: the trainable weights
+need fp32 master copies, and the loop's autocast (bf16 on CUDA) sets the compute dtype. `architecture` /
+`text_architecture` build the same models with random weights (on the meta device under
+`with torch.device("meta")`) for exact parameter counts without downloads."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 
 import timm
 import timm.data
+import torch
 from torch import nn
 
 from neat_vision.data import hub_reachable, offline_mode
@@ -30,6 +36,8 @@ class ModelSource:
     def describe(self) -> dict[str, Any]:
         return {"model": self.name, "model_path": self.path, "model_args": self.args}
 
+
+WEIGHT_DTYPE = torch.float32
 
 TIMM_COPY = "a timm folder with config.json + model.safetensors, or a .safetensors state dict"
 TEXT_COPY = "a transformers save_pretrained folder holding the model and its tokenizer"
@@ -66,7 +74,16 @@ def create_model(source: ModelSource, num_classes: int) -> nn.Module:
     except (OSError, ValueError) as err:  # offline without a cached copy, unreadable files
         raise _unavailable(source, f"{type(err).__name__}: {err}") from None
     model.reset_classifier(num_classes)
-    return model
+    return model.to(WEIGHT_DTYPE)   # timm copies checkpoint tensors into fp32 parameters; made explicit
+
+
+def architecture(source: ModelSource, num_classes: int) -> nn.Module:
+    """`source`'s architecture with random weights and a `num_classes` head (nothing is downloaded; a local
+    timm folder gives its config.json)."""
+    path = Path(source.path) if source.path else None
+    if path is not None and path.is_dir():
+        return timm.create_model(f"local-dir:{path}", pretrained=False, num_classes=num_classes)
+    return timm.create_model(source.name, pretrained=False, **{**source.args, "num_classes": num_classes})
 
 
 def data_config(model: nn.Module) -> dict[str, Any]:
@@ -96,7 +113,16 @@ def create_causal_lm(source: ModelSource, **kwargs: Any) -> nn.Module:
 
 
 def create_text_model(source: ModelSource, num_labels: int) -> nn.Module:
-    """A transformers sequence classifier with a `num_labels` head (1: regression, MSE): new, from the current
-    torch seed, unless the checkpoint holds a head of that size (one of another size is replaced)."""
+    """A transformers sequence classifier with a `num_labels` head (1: regression, MSE), in fp32 whatever the
+    checkpoint's dtype: new, from the current torch seed, unless the checkpoint holds a head of that size (one of
+    another size is replaced)."""
     return _text_pretrained(source, "AutoModelForSequenceClassification", num_labels=num_labels,
-                            ignore_mismatched_sizes=True)
+                            ignore_mismatched_sizes=True, dtype=WEIGHT_DTYPE)
+
+
+def text_architecture(source: ModelSource, num_labels: int) -> nn.Module:
+    """`source`'s sequence classifier with random weights (its config only)."""
+    import transformers
+
+    config = _text_pretrained(source, "AutoConfig", num_labels=num_labels)
+    return transformers.AutoModelForSequenceClassification.from_config(config)

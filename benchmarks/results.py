@@ -1,4 +1,5 @@
-"""Result files: one JSON per (method, dataset, seed) under RESULTS_DIR/runs/, written atomically."""
+"""Result files: one JSON per run (method, dataset, seed and, in a sweep, lr) under RESULTS_DIR/runs/, written
+atomically. Light: nothing heavy is imported until a file is written or versions are read."""
 
 from __future__ import annotations
 
@@ -8,26 +9,29 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from neat_core.io import atomic_write
+from .sweep import Run
 
 RUNS = "runs"
 ADAPTERS = "adapters"
 
 
-def run_name(method: str, dataset: str, seed: int) -> str:
-    return f"{method}_{dataset}_seed{seed}"
+def run_name(method: str, dataset: str, seed: int, lr: float | None = None) -> str:
+    """`<method>_<dataset>_seed<seed>`, with `_lr<lr>` for a run of a sweep (benchmarks.sweep.Run.name)."""
+    return Run(method, dataset, seed, lr).name if lr is not None else f"{method}_{dataset}_seed{seed}"
 
 
-def result_path(out: str | os.PathLike, method: str, dataset: str, seed: int) -> Path:
-    return Path(out) / RUNS / f"{run_name(method, dataset, seed)}.json"
+def result_path(out: str | os.PathLike, method: str, dataset: str, seed: int, lr: float | None = None) -> Path:
+    return Path(out) / RUNS / f"{run_name(method, dataset, seed, lr)}.json"
 
 
-def adapter_dir(out: str | os.PathLike, method: str, dataset: str, seed: int) -> Path:
-    return Path(out) / ADAPTERS / run_name(method, dataset, seed)
+def adapter_dir(out: str | os.PathLike, method: str, dataset: str, seed: int, lr: float | None = None) -> Path:
+    return Path(out) / ADAPTERS / run_name(method, dataset, seed, lr)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write `text` atomically (temporary file + os.replace): readers never see half a file."""
+    from neat_core.io import atomic_write
+
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 

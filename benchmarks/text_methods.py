@@ -14,7 +14,10 @@ from torch import nn
 
 import neat_text
 
+from .catalog import TEXT_DESCRIPTIONS
 from .methods import METHODS, MethodOptions, Registry
+
+__all__ = ["TEXT_DESCRIPTIONS", "TEXT_METHODS"]
 
 
 def _neat_preset(preset: str):
@@ -46,11 +49,4 @@ TEXT_METHODS: Registry = {
     "bitfit": _bitfit,
     "head": METHODS["head"],
     "full": METHODS["full"],
-}
-TEXT_DESCRIPTIONS = {
-    "neat-s": "NEAT-S (ours): rank 1, query and value of the last two thirds of the layers",
-    "neat-l": "NEAT-L (ours): rank 8, query and value of every layer",
-    "lora": "LoRA (PEFT) on query and value", "dora": "DoRA (PEFT) on query and value",
-    "fourierft": "FourierFT (PEFT) on query and value", "peanut": "PEANuT (PEFT's NEAT) on query and value",
-    "bitfit": "BitFit: every bias term", "head": "classifier head only", "full": "full fine-tuning",
 }

@@ -1,13 +1,17 @@
 """The one training / evaluation loop of the benchmarks (single process or DDP through torchrun).
 
-AdamW with separate head and backbone learning rates, linear warm-up then decay to zero, bf16 autocast on
-CUDA, gradient accumulation, DataLoader workers with pinned memory, a progress bar with loss and samples/s.
+AdamW with separate head and backbone learning rates, linear warm-up then decay to zero, gradient-norm clipping,
+bf16 autocast on CUDA over fp32 trainable weights, gradient accumulation (the recipe's batch is the effective
+batch; the micro-batch only sets memory use), DataLoader workers with pinned memory, a progress bar with loss
+and samples/s.
 Batches are (images, labels) by default; other data (GLUE's token dicts) passes its own loss and prediction
 functions, and `on_epoch_end` may evaluate after every epoch.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import time
 from collections.abc import Callable
@@ -87,8 +91,31 @@ def optimizer_for(model: nn.Module, heads: list[str], recipe: Recipe) -> torch.o
     return torch.optim.AdamW(groups, weight_decay=recipe.weight_decay)
 
 
+def accumulation(batch_size: int, micro_batch: int, world: int = 1) -> tuple[int, int]:
+    """(micro-batch per process, accumulation steps) that make `batch_size` images per optimizer step: the
+    largest micro-batch <= `micro_batch` that divides batch_size / world, so the effective batch is exact."""
+    if batch_size % world:
+        raise ValueError(f"The effective batch {batch_size} does not split over {world} processes; pass "
+                         f"--batch-size a multiple of {world}.")
+    per_process = batch_size // world
+    micro = next(m for m in range(min(micro_batch, per_process), 0, -1) if per_process % m == 0)
+    return micro, per_process // micro
+
+
+AUTOCAST_DTYPE = torch.bfloat16  # compute dtype on CUDA; trainable weights stay fp32 (master weights)
+
+
 def autocast(device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    return torch.autocast(device.type, dtype=AUTOCAST_DTYPE, enabled=device.type == "cuda")
+
+
+def precision(model: nn.Module, device: torch.device) -> dict[str, Any]:
+    """The dtypes a run used: of its trainable weights, of its frozen weights, and of autocast (None: off)."""
+    def kinds(trainable: bool) -> list[str]:
+        return sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.requires_grad == trainable})
+
+    return {"trainable": kinds(True), "frozen": kinds(False),
+            "autocast": str(AUTOCAST_DTYPE).removeprefix("torch.") if device.type == "cuda" else None}
 
 
 def synchronize(device: torch.device) -> None:
@@ -121,13 +148,16 @@ def image_predictions(model: nn.Module, batch: Any, device: torch.device) -> tup
 
 def train(model: nn.Module, loader: DataLoader, recipe: Recipe, heads: list[str], device: torch.device,
           dist: Dist = Dist(), progress: bool = True, loss_fn: Callable = image_loss, unit: str = "images",
-          on_epoch_end: Callable[[int], None] | None = None, warmup: float = 0.0) -> dict[str, float]:
-    """Train for recipe.epochs (the first `warmup` fraction of the steps warming up), calling
-    `on_epoch_end(epoch)` after each; returns the last epoch's mean loss, `unit`/s over all epochs and the
-    training seconds (neither counts on_epoch_end's time)."""
+          on_epoch_end: Callable[[int], None] | None = None, grad_accum: int = 1) -> dict[str, float]:
+    """Train for recipe.epochs, one optimizer step per `grad_accum` micro-batches of `loader` (and one for an
+    epoch's remainder), gradients clipped to recipe.clip_grad, the lr warming up over recipe.warmup of the steps
+    and decaying linearly to zero; calls `on_epoch_end(epoch)` after each epoch. Returns the last epoch's mean
+    loss, `unit`/s over all epochs, the training seconds (neither counts on_epoch_end's time) and the steps."""
     optimizer = optimizer_for(model, heads, recipe)
-    steps = max(1, recipe.epochs * (len(loader) // recipe.grad_accum))
-    schedule = linear_schedule(optimizer, steps, warmup)
+    per_epoch = math.ceil(len(loader) / grad_accum)
+    steps = max(1, recipe.epochs * per_epoch)
+    schedule = linear_schedule(optimizer, steps, recipe.warmup)
+    trainable = [p for p in model.parameters() if p.requires_grad]
     samples, seconds, loss_mean = 0, 0.0, float("nan")
     for epoch in range(recipe.epochs):
         model.train()
@@ -136,10 +166,17 @@ def train(model: nn.Module, loader: DataLoader, recipe: Recipe, heads: list[str]
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{recipe.epochs}", leave=False, disable=not (progress and dist.main))
         total, count, start = torch.zeros((), device=device), 0, time.perf_counter()
         for step, batch in enumerate(bar):
-            with autocast(device):
-                loss, size = loss_fn(model, batch, device)
-            (loss / recipe.grad_accum).backward()
-            if (step + 1) % recipe.grad_accum == 0:
+            last = (step + 1) % grad_accum == 0 or step + 1 == len(loader)
+            group = grad_accum if step < (len(loader) // grad_accum) * grad_accum else len(loader) % grad_accum
+            # DDP: gradients are all-reduced only on the micro-batch that ends an optimizer step
+            sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
+            with sync:
+                with autocast(device):
+                    loss, size = loss_fn(model, batch, device)
+                (loss / group).backward()
+            if last:
+                if recipe.clip_grad is not None:
+                    torch.nn.utils.clip_grad_norm_(trainable, recipe.clip_grad)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 schedule.step()
@@ -153,7 +190,8 @@ def train(model: nn.Module, loader: DataLoader, recipe: Recipe, heads: list[str]
         seconds += time.perf_counter() - start
         if on_epoch_end is not None:
             on_epoch_end(epoch)
-    return {"train_loss": loss_mean, f"train_{unit}_per_s": samples / seconds, "train_seconds": seconds}
+    return {"train_loss": loss_mean, f"train_{unit}_per_s": samples / seconds, "train_seconds": seconds,
+            "optimizer_steps": steps}
 
 
 @torch.no_grad()
@@ -199,16 +237,16 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, dist: D
     return float(accuracy_score(labels, preds))
 
 
-def split_loaders(splits, data_config: dict, hflip: bool, recipe: Recipe, workers: int, seed: int, dist: Dist,
-                  device: torch.device) -> tuple[DataLoader, DataLoader, DataLoader]:
-    """Train / val / test loaders of `splits` (neat_vision.data.Splits) with the model's timm data config.
-    Each process loads batch_size / (grad_accum * world) images per step, so the effective batch is the recipe's."""
+def split_loaders(splits, data_config: dict, hflip: bool, recipe: Recipe, micro: int, workers: int, seed: int,
+                  dist: Dist, device: torch.device) -> tuple[DataLoader, DataLoader, DataLoader]:
+    """Train / val / test loaders of `splits` (neat_vision.data.Splits) with the model's timm data config; each
+    process loads `micro` images per step (see `accumulation`)."""
     from neat_vision.data import ImageDataset, build_transform
 
-    micro = max(1, recipe.batch_size // (recipe.grad_accum * dist.world))
     train_tf = build_transform(data_config, train=True, hflip=hflip, crop_scale=recipe.crop_scale,
                                seed=seed + dist.rank)
     eval_tf = build_transform(data_config, train=False)
-    return (make_loader(ImageDataset(splits.train, train_tf), micro, True, workers, seed, dist, device),
-            make_loader(ImageDataset(splits.val, eval_tf), micro * 2, False, workers, seed, dist, device),
-            make_loader(ImageDataset(splits.test, eval_tf), micro * 2, False, workers, seed, dist, device))
+    keep = getattr(splits, "in_memory", False)
+    return (make_loader(ImageDataset(splits.train, train_tf, keep), micro, True, workers, seed, dist, device),
+            make_loader(ImageDataset(splits.val, eval_tf, keep), micro * 2, False, workers, seed, dist, device),
+            make_loader(ImageDataset(splits.test, eval_tf, keep), micro * 2, False, workers, seed, dist, device))

@@ -79,15 +79,22 @@ def _existing(path: str | None, results_dir: Path) -> str | None:
 
 def saved_choice(results_dir: str | Path = SMOKE_RESULTS) -> Choice | None:
     """A NEAT adapter (method neat, neat-s, ...) and a LoRA adapter that a benchmark suite saved for the same
-    dataset under `results_dir`, with the base they were trained on; None if there is no such pair."""
+    dataset under `results_dir` (of a sweep: the runs at the lr chosen on validation), with the base they were
+    trained on; None if there is no such pair."""
+    from benchmarks.sweep import selected
+
     results_dir = Path(results_dir)
-    found: dict[tuple[str, str], dict[str, Any]] = {}
+    results = []
     for file in sorted((results_dir / "runs").glob("*.json")):
         try:
             result = json.loads(file.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if isinstance(result, dict) and _existing(result.get("adapter_path"), results_dir):
+        if isinstance(result, dict) and {"method", "dataset"} <= set(result):
+            results.append(result)
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for result in selected(results):
+        if _existing(result.get("adapter_path"), results_dir):
             found.setdefault((str(result.get("method")), result.get("dataset")), result)
     for (method, dataset), neat in found.items():
         lora = found.get(("lora", dataset))
@@ -129,9 +136,17 @@ def _lora_folder(lora: str) -> Path:
 
 
 def _with_lora(base: nn.Module, lora: str) -> nn.Module:
+    """`base` with the LoRA adapter; a timm adapter trained on q and v of the split attn.qkv (benchmarks.vtab's
+    default) gets a base with the same split (neat_vision.qkv; the same outputs)."""
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(base, str(_lora_folder(lora)), is_trainable=True).eval()
+    folder = _lora_folder(lora)
+    targets = json.loads((folder / CONFIG_NAME).read_text()).get("target_modules") or []
+    if any(str(t).startswith("attn.qkv.") for t in targets):
+        from neat_vision.qkv import split_qkv
+
+        split_qkv(base)
+    return PeftModel.from_pretrained(base, str(folder), is_trainable=True).eval()
 
 
 def _trainable(model: nn.Module) -> int:
@@ -186,10 +201,12 @@ def _text(choice: Choice) -> tuple[nn.Module, nn.Module, Callable[[Any], dict[st
     from neat_text.hub import auto_class
 
     model_path = _local(choice.base)
-    neat = neat_text.from_pretrained(choice.neat, model_path=model_path)
+    # fp32 whatever the checkpoint stores (transformers would keep an fp16 checkpoint in fp16: slow on CPUs)
+    neat = neat_text.from_pretrained(choice.neat, model_path=model_path, dtype=torch.float32)
     source = model_path or neat.name_or_path
     auto = auto_class(type(neat).__name__)
-    lora = _with_lora(auto.from_pretrained(source, num_labels=neat.config.num_labels), choice.lora)
+    lora = _with_lora(auto.from_pretrained(source, num_labels=neat.config.num_labels, dtype=torch.float32),
+                      choice.lora)
     tokenizer = AutoTokenizer.from_pretrained(source)
 
     def prepare(text: str) -> dict[str, torch.Tensor]:

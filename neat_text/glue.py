@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 HUB_ID = "nyu-mll/glue"
+SPLIT_SEED = 42      # fixed seed of the held-out selection slice
 SPLITS = ("train", "validation")
 FILE_TYPES = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 DATA_DIR_HELP = ("DIR/<task>: a datasets.save_to_disk folder, or train and validation files "
@@ -43,8 +44,6 @@ TASKS: dict[str, GlueTask] = {t.name: t for t in [
     GlueTask("qnli", "QNLI", ("question", "sentence"), 2, ("accuracy",)),
     GlueTask("rte", "RTE", ("sentence1", "sentence2"), 2, ("accuracy",)),
 ]}
-METRIC_NAMES = {"matthews": "Matthews corr.", "accuracy": "accuracy", "f1": "F1", "pearson": "Pearson corr.",
-                "spearman": "Spearman corr."}
 
 
 class GlueDataUnavailableError(RuntimeError):
@@ -131,3 +130,11 @@ def tokenize(data: Any, tokenizer: Any, task: str | GlueTask, max_length: int = 
         return {**out, "labels": labels.tolist()}
 
     return data.map(encode, batched=True, remove_columns=data.column_names, desc=f"tokenizing {task.name}")
+
+
+def hold_out(train: Any, fraction: float, at_most: int, seed: int = SPLIT_SEED) -> tuple[Any, Any]:
+    """(rest, held out): `fraction` of `train` (at most `at_most` examples, at least one) split off with a fixed
+    seed, to select hyper-parameters on while the validation set stays for reporting."""
+    size = max(1, min(at_most, round(fraction * len(train))))
+    parts = train.train_test_split(test_size=size, seed=seed)
+    return parts["train"], parts["test"]

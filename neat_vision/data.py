@@ -1,8 +1,10 @@
 """Datasets and transforms of the image-classification suites.
 
-The registry `DATASETS` is data: where each dataset lives, which columns hold image and label, and how its
-train / val / test splits are made. Transforms follow the model's timm data config (input size, mean/std,
-interpolation, crop_pct) and are built with albumentations.
+The registry `DATASETS` is data: where each dataset lives, which columns hold image and label, how many classes
+it has, and how its train / val / test splits are made (the NEAT and FourierFT papers' rules: a given validation
+split, else 10% of train held out; DTD: every image pooled, 20% test, then 10% of the rest for validation).
+Transforms follow the model's timm data config (input size, mean/std, interpolation, crop_pct) and are built
+with albumentations.
 """
 
 from __future__ import annotations
@@ -29,16 +31,21 @@ class DatasetSpec:
     """Where a dataset comes from and how it splits.
 
     source:     "hub" (datasets.load_dataset(hub_id, revision=...)) or "digits" (sklearn's 8x8 digits, offline).
+    num_classes: the label count (a plan's head size before any data is loaded; training uses the data's).
     val:        the validation split's name, or None: hold out VAL_FRACTION of train with SPLIT_SEED.
+    pooled:     every split of the source pooled, test_fraction of it held out as test (SPLIT_SEED), then
+                VAL_FRACTION of the rest as validation (FourierFT's DTD rule, Chaos96/fourierft
+                experiments/ViT/exec.py; seeded here).
     test_id:    a second Hub repository that holds the test split (some mirrors ship train and test apart).
     hflip:      whether horizontal flips keep the label (not for digits).
     classes:    digits only: which digits, relabelled 0..n-1 in this order.
-    test_fraction: digits only: share of the images kept for test (stratified, SPLIT_SEED).
+    test_fraction: digits and pooled datasets: share of the images kept for test (SPLIT_SEED; digits stratified).
     upsample:   digits only: each 8x8 pixel becomes an upsample x upsample block.
     """
 
     name: str
     title: str
+    num_classes: int
     hub_id: str = ""
     revision: str = "main"
     image_key: str = "image"
@@ -47,6 +54,7 @@ class DatasetSpec:
     val: str | None = None
     test: str = "test"
     test_id: str | None = None
+    pooled: bool = False
     source: str = "hub"
     hflip: bool = True
     classes: tuple[int, ...] = ()
@@ -57,19 +65,18 @@ class DatasetSpec:
 # The paper's eight datasets (parquet mirrors on the Hub; pin `revision` to a commit for exact reruns)
 # and the two halves of the offline digits smoke suite.
 DATASETS: dict[str, DatasetSpec] = {s.name: s for s in [
-    DatasetSpec("pets", "OxfordPets", "timm/oxford-iiit-pet"),
-    DatasetSpec("cifar10", "CIFAR10", "uoft-cs/cifar10", image_key="img"),
-    DatasetSpec("dtd", "DTD", "tanganke/dtd"),
-    DatasetSpec("eurosat", "EuroSAT", "timm/eurosat-rgb", val="validation"),
-    DatasetSpec("resisc45", "RESISC45", "timm/resisc45", val="validation"),
-    DatasetSpec("cars", "StanfordCars", "tanganke/stanford_cars"),
-    DatasetSpec("fgvc", "FGVC", "Multimodal-Fatima/FGVC_Aircraft_train",
+    DatasetSpec("pets", "OxfordPets", 37, "timm/oxford-iiit-pet"),
+    DatasetSpec("cifar10", "CIFAR10", 10, "uoft-cs/cifar10", image_key="img"),
+    DatasetSpec("dtd", "DTD", 47, "tanganke/dtd", pooled=True, test_fraction=0.2),   # 5,640 images in all
+    DatasetSpec("eurosat", "EuroSAT", 10, "timm/eurosat-rgb", val="validation"),
+    DatasetSpec("resisc45", "RESISC45", 45, "timm/resisc45", val="validation"),
+    DatasetSpec("cars", "StanfordCars", 196, "tanganke/stanford_cars"),
+    DatasetSpec("fgvc", "FGVC", 100, "Multimodal-Fatima/FGVC_Aircraft_train",
                 test_id="Multimodal-Fatima/FGVC_Aircraft_test"),
-    DatasetSpec("cifar100", "CIFAR100", "uoft-cs/cifar100", image_key="img", label_key="fine_label"),
-    DatasetSpec("digits04", "Digits 0-4", source="digits", hflip=False, classes=(0, 1, 2, 3, 4)),
-    DatasetSpec("digits59", "Digits 5-9", source="digits", hflip=False, classes=(5, 6, 7, 8, 9)),
+    DatasetSpec("cifar100", "CIFAR100", 100, "uoft-cs/cifar100", image_key="img", label_key="fine_label"),
+    DatasetSpec("digits04", "Digits 0-4", 5, source="digits", hflip=False, classes=(0, 1, 2, 3, 4)),
+    DatasetSpec("digits59", "Digits 5-9", 5, source="digits", hflip=False, classes=(5, 6, 7, 8, 9)),
 ]}
-PAPER_DATASETS = ("pets", "cifar10", "dtd", "eurosat", "resisc45", "cars", "fgvc", "cifar100")
 
 
 class DataUnavailableError(RuntimeError):
@@ -85,6 +92,7 @@ class Splits:
     test: Any
     num_classes: int
     fingerprint: str
+    in_memory: bool = False   # generated in memory (digits): decoded images are cheap to keep between epochs
 
 
 def get_spec(name: str) -> DatasetSpec:
@@ -182,6 +190,19 @@ def _pick(loaded: dict[str, Any], names: tuple[str | None, ...], spec: DatasetSp
                      f"(looked for {[n for n in names if n]}).")
 
 
+def pooled_split(loaded: dict[str, Any], spec: DatasetSpec) -> tuple[Any, Any]:
+    """(train + val pool, test): every split of `loaded` concatenated (in split-name order), then
+    spec.test_fraction of it held out as test with SPLIT_SEED."""
+    import datasets
+
+    if not loaded:
+        raise DataUnavailableError(f"Dataset {spec.name!r} has no splits to pool.")
+    parts = [_normalise_columns(loaded[name], spec) for name in sorted(loaded)]
+    labels = parts[0].features["label"]
+    pool = datasets.concatenate_datasets([p.cast_column("label", labels) for p in parts])
+    return holdout(pool, fraction=spec.test_fraction)
+
+
 def load_splits(name: str, data_dir: str | os.PathLike | None = None) -> Splits:
     """Train / val / test of dataset `name` by its registry rule, from `data_dir` when given, else the source."""
     spec = get_spec(name)
@@ -191,16 +212,20 @@ def load_splits(name: str, data_dir: str | os.PathLike | None = None) -> Splits:
         loaded = dict(_load_local(_local_folder(data_dir, spec)))
     else:
         loaded = _load_hub(spec)
-    train = _normalise_columns(_pick(loaded, (spec.train,), spec, "train"), spec)
-    test = _normalise_columns(_pick(loaded, (spec.test,), spec, "test"), spec)
-    val = _pick(loaded, (spec.val, "validation", "val"), spec, "val")
+    if spec.pooled:
+        train, test = pooled_split(loaded, spec)
+        val = None
+    else:
+        train = _normalise_columns(_pick(loaded, (spec.train,), spec, "train"), spec)
+        test = _normalise_columns(_pick(loaded, (spec.test,), spec, "test"), spec)
+        val = _pick(loaded, (spec.val, "validation", "val"), spec, "val")
     if val is None:
         train, val = holdout(train)
     else:
         val = _normalise_columns(val, spec)
     label = train.features["label"]
     num_classes = getattr(label, "num_classes", None) or int(max(train["label"])) + 1
-    return Splits(train, val, test, num_classes, train._fingerprint)
+    return Splits(train, val, test, num_classes, train._fingerprint, in_memory=spec.source == "digits")
 
 
 # --- transforms -----------------------------------------------------------------------------------------
@@ -210,16 +235,18 @@ _INTERPOLATION = {"bicubic": cv2.INTER_CUBIC, "bilinear": cv2.INTER_LINEAR, "nea
 def build_transform(data_config: dict[str, Any], train: bool, hflip: bool = True,
                     crop_scale: tuple[float, float] = (0.08, 1.0), seed: int | None = None) -> A.Compose:
     """albumentations pipeline from a timm data config: random resized crop (+ flip) for training,
-    resize to size / crop_pct and center crop for evaluation; then normalise and make a CHW tensor.
+    resize to size / crop_pct and center crop for evaluation; then normalise and make a CHW tensor. Shrinking
+    uses pixel-area averaging (as PIL's antialiased resize that torchvision and timm apply to PIL images).
     `seed` fixes the random augmentations (albumentations ignores torch's and numpy's global seeds)."""
     _, height, width = data_config["input_size"]
     interpolation = _INTERPOLATION.get(data_config.get("interpolation", "bilinear"), cv2.INTER_LINEAR)
     if train:
-        steps = [A.RandomResizedCrop(size=(height, width), scale=tuple(crop_scale), interpolation=interpolation)]
+        steps = [A.RandomResizedCrop(size=(height, width), scale=tuple(crop_scale), interpolation=interpolation,
+                                     area_for_downscale="image")]
         steps += [A.HorizontalFlip(p=0.5)] if hflip else []
     else:
         resize = int(min(height, width) / data_config.get("crop_pct", 1.0))
-        steps = [A.SmallestMaxSize(max_size=resize, interpolation=interpolation),
+        steps = [A.SmallestMaxSize(max_size=resize, interpolation=interpolation, area_for_downscale="image"),
                  A.CenterCrop(height=height, width=width)]
     steps += [A.Normalize(mean=data_config["mean"], std=data_config["std"], max_pixel_value=255.0),
               A.ToTensorV2()]
@@ -231,12 +258,14 @@ class ImageDataset(Dataset):
 
     In a DataLoader worker the transform is reseeded once with the worker's seed (torch derives it from the
     loader's generator and the worker id), so workers draw different but reproducible augmentations.
+    `keep_decoded` keeps each decoded image (for small in-memory sets: decoding is most of an epoch's work).
     """
 
-    def __init__(self, data: Any, transform: A.Compose) -> None:
+    def __init__(self, data: Any, transform: A.Compose, keep_decoded: bool = False) -> None:
         self.data = data
         self.transform = transform
         self._worker: int | None = None
+        self._decoded: dict[int, tuple[np.ndarray, int]] | None = {} if keep_decoded else None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -246,6 +275,12 @@ class ImageDataset(Dataset):
         if worker is not None and worker.id != self._worker:
             self.transform.set_random_seed(worker.seed % 2**32)
             self._worker = worker.id
-        row = self.data[int(index)]
-        image = np.asarray(row["image"].convert("RGB"))
-        return self.transform(image=image)["image"], int(row["label"])
+        index = int(index)
+        if self._decoded is not None and index in self._decoded:
+            image, label = self._decoded[index]
+        else:
+            row = self.data[index]
+            image, label = np.asarray(row["image"].convert("RGB")), int(row["label"])
+            if self._decoded is not None:
+                self._decoded[index] = (image, label)
+        return self.transform(image=image)["image"], label

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from benchmarks import glue as glue_cli
+from benchmarks import glue_runs
 from benchmarks import methods as M
 from benchmarks.models import ModelSource, create_text_model
 from benchmarks.text_methods import TEXT_METHODS
@@ -58,8 +59,8 @@ def test_accuracy_tasks_by_hand(task):
 def test_best_epoch_is_the_first_highest_and_never_a_nan_one():
     epochs = [{"epoch": 1, "pearson": float("nan")}, {"epoch": 2, "pearson": 0.3}, {"epoch": 3, "pearson": 0.3},
               {"epoch": 4, "pearson": -0.2}]
-    assert glue_cli.best_epoch(epochs, "pearson")["epoch"] == 2
-    assert glue_cli.best_epoch(epochs[:1], "pearson")["epoch"] == 1
+    assert glue_runs.best_epoch(epochs, "pearson")["epoch"] == 2
+    assert glue_runs.best_epoch(epochs[:1], "pearson")["epoch"] == 1
 
 
 def test_unknown_task_lists_the_tasks():
@@ -179,41 +180,102 @@ def test_cli_end_to_end_single_sentence_pair_and_regression_tasks_then_resume(of
     args = _cli(offline_assets, out, "--method", "neat-s,lora", "--tasks", "sst2,mrpc,stsb")
     assert glue_cli.main(args) == 0
     printed = capsys.readouterr().out
-    assert "neat-s on stsb seed 0: pearson" in printed and "train samples/s" in printed
+    assert "neat-s on stsb seed 0 lr 0.005: pearson" in printed and "train samples/s" in printed
     head = {"sst2": HEAD, "mrpc": HEAD, "stsb": HEAD - HIDDEN - 1}  # STS-B: one output
+    lrs = {("neat-s", "sst2"): 5e-3, ("neat-s", "mrpc"): 5e-3, ("neat-s", "stsb"): 5e-3,  # NEAT-S backbone lr
+           ("lora", "sst2"): 5e-4, ("lora", "mrpc"): 4e-4, ("lora", "stsb"): 4e-4}      # LoRA paper Table 9
     for method in ("neat-s", "lora"):
         for task, metric in (("sst2", ["accuracy"]), ("mrpc", ["accuracy", "f1"]), ("stsb", ["pearson", "spearman"])):
-            r = json.loads((out / "runs" / f"{method}_{task}_seed0.json").read_text())
-            assert (r["suite"], r["dataset"], r["metric"]) == ("glue", task, metric[0])
+            lr = lrs[method, task]
+            r = json.loads((out / "runs" / f"{method}_{task}_seed0_lr{lr:g}.json").read_text())
+            assert (r["suite"], r["dataset"], r["metric"], r["lr"], r["lr_grid"]) == ("glue", task, metric[0], lr, [lr])
             assert [e["epoch"] for e in r["epochs"]] == [1, 2] and sorted(r["last"]) == sorted(["epoch", *metric])
             assert r["last"] == r["epochs"][-1] and r["last_score"] == r["last"][metric[0]]
-            assert r["score"] == max(e[metric[0]] for e in r["epochs"]) == r["best"][metric[0]]
-            assert r["epochs"][r["best_epoch"] - 1] == r["best"]
+            # one published lr: the papers' protocol, the best validation epoch
+            assert r["score"] == max(e[metric[0]] for e in r["epochs"]) == r["best"][metric[0]] == r["selection_score"]
+            assert r["epochs"][r["best_epoch"] - 1] == r["best"] and r["selection"].startswith("validation, best epoch")
             assert (r["method_params"], r["head_params"]) == (EXPECTED[method], head[task])
-            assert r["config"]["data"]["sizes"] == [24, 12] and r["config"]["warmup"] == 0.06
-            assert r["train_samples_per_s"] > 0
-    recipe = json.loads((out / "runs" / "neat-s_mrpc_seed0.json").read_text())["config"]
+            assert r["config"]["data"]["sizes"] == {"train": 24, "validation": 12}
+            assert r["config"]["recipe"]["warmup"] == 0.06 and r["train_samples_per_s"] > 0
+            assert r["precision"] == {"trainable": ["float32"], "frozen": ["float32"], "autocast": None}
+    recipe = json.loads((out / "runs" / "neat-s_mrpc_seed0_lr0.005.json").read_text())["config"]
     assert recipe["recipe"]["head_lr"] == 5e-3 and recipe["method_options"]["scale"] == 0.01  # the paper's MRPC row
+    assert recipe["recipe"]["sources"]["head_lr"] == "yibozhong/peanut natural-language-understanding/peanut-s.sh and " \
+                                                     "glue.py (mrpc)"
     assert recipe["recipe"]["epochs"] == 2 and recipe["recipe"]["batch_size"] == 8            # CLI overrides
+    assert recipe["recipe"]["sources"]["epochs"] == "command line"
+    lora = json.loads((out / "runs" / "lora_mrpc_seed0_lr0.0004.json").read_text())["config"]
+    assert (lora["recipe"]["weight_decay"], lora["recipe"]["clip_grad"]) == (0.1, 1.0)    # microsoft/LoRA's script
+    assert "MNLI-tuned" in lora["option_sources"]["init"]                                  # the stated deviation
     table = (out / "report.md").read_text()
     assert table.startswith("# GLUE results\n\n| Method | Params | SST-2 | MRPC | STS-B | Avg. |")
     assert "| neat-s | 128 |" in table and "best epoch" in table
     assert (out / "accuracy_vs_params.png").read_bytes()[:4] == b"\x89PNG"
 
     finished = {p.name: p.read_text() for p in (out / "runs").glob("*.json")}
-    (out / "runs" / "lora_mrpc_seed0.json").unlink()
+    (out / "runs" / "lora_mrpc_seed0_lr0.0004.json").unlink()
     assert glue_cli.main(args) == 0
     printed = capsys.readouterr().out
     assert "5 of 6 runs already finished" in printed
-    assert "lora on mrpc seed 0" in printed and printed.count(" seed 0: ") == 1  # only the missing run trained
-    assert {p.name: p.read_text() for p in (out / "runs").glob("*.json") if p.name != "lora_mrpc_seed0.json"} == {
-        k: v for k, v in finished.items() if k != "lora_mrpc_seed0.json"}
+    assert "lora on mrpc seed 0 lr 0.0004" in printed and printed.count(" seed 0 lr ") == 1  # only the missing run
+    assert {p.name: p.read_text() for p in (out / "runs").glob("*.json") if p.name != "lora_mrpc_seed0_lr0.0004.json"} \
+        == {k: v for k, v in finished.items() if k != "lora_mrpc_seed0_lr0.0004.json"}
+
+
+def test_a_sweep_selects_lr_and_epoch_on_a_held_out_slice_of_train_and_reports_validation(offline_assets, tmp_path):
+    out = tmp_path / "glue"
+    assert glue_cli.main(_cli(offline_assets, out, "--method", "neat-l", "--tasks", "sst2", "--lrs", "1e-3,1e-2")) == 0
+    runs = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
+    assert sorted(r["lr"] for r in runs) == [1e-3, 1e-2] and all(r["lr_grid"] == [1e-3, 1e-2] for r in runs)
+    for r in runs:
+        assert r["config"]["data"]["sizes"] == {"train": 22, "validation": 12, "dev": 2}   # 10% of 24 held out
+        chosen = max(r["epochs"], key=lambda e: e["dev_accuracy"])   # the first best dev epoch
+        assert (r["best_epoch"], r["selection_score"], r["score"]) == (
+            chosen["epoch"], chosen["dev_accuracy"], chosen["accuracy"])
+        assert r["best_validation"] == max(e["accuracy"] for e in r["epochs"])
+    table = (out / "report.md").read_text()
+    best = max(runs, key=lambda r: (r["selection_score"], -r["lr"]))
+    assert f"| neat-l | SST-2 | {best['method_params']:,} | 0.001, 0.01 | {best['lr']:g} |" in table
+
+
+def test_match_params_sizes_the_baselines_to_neat_l(offline_assets, tmp_path):
+    out = tmp_path / "out"
+    args = _cli(offline_assets, out, "--method", "neat-l,lora,fourierft", "--tasks", "sst2", "--epochs", "1",
+                "--match-params", "neat-l", "--lora-r", "2", "--lora-alpha", "4")
+    assert glue_cli.main(args) == 0
+    found = {p.name.split("_")[0]: json.loads(p.read_text()) for p in (out / "runs").glob("*.json")}
+    assert {m: r["method_params"] for m, r in found.items()} == {m: LAYERS * 2 * QV for m in found}  # all 1,536
+    assert (found["lora"]["config"]["method_options"]["lora_r"], found["lora"]["config"]["method_options"]["lora_alpha"]) \
+        == (8, 16)   # r 2 -> 8, alpha / r = 2 kept
+    assert found["fourierft"]["config"]["method_options"]["n_frequency"] == QV   # 256 per layer
+    assert found["lora"]["config"]["matched_to"] == "neat-l"
+
+
+def test_a_checkpoint_stored_in_fp16_trains_with_fp32_weights_and_says_so(offline_assets, tmp_path):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    half = tmp_path / "half"
+    AutoModelForMaskedLM.from_pretrained(offline_assets / "model").half().save_pretrained(half)
+    AutoTokenizer.from_pretrained(offline_assets / "model").save_pretrained(half)
+    assert json.loads((half / "config.json").read_text())["dtype"] == "float16"
+    model = create_text_model(ModelSource("tiny", str(half)), 2)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    out = tmp_path / "out"
+    args = ["--model-path", str(half), "--data-dir", str(offline_assets / "data"), "--out", str(out), "--epochs", "1",
+            "--batch-size", "8", "--workers", "0", "--threads", "1", "--no-progress", "--method", "neat-s,full",
+            "--tasks", "sst2", "--lrs", "5e-3"]
+    assert glue_cli.main(args) == 0
+    for method in ("neat-s", "full"):
+        result = json.loads((out / "runs" / f"{method}_sst2_seed0_lr0.005.json").read_text())
+        assert result["precision"]["trainable"] == ["float32"] and result["precision"]["autocast"] is None
+    assert json.loads((out / "runs" / "neat-s_sst2_seed0_lr0.005.json").read_text())["precision"]["frozen"] == [
+        "float32"]
 
 
 def test_no_network_and_no_local_data_names_the_flag(offline_assets, tmp_path, monkeypatch, capsys):
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(glue_cli, "hub_reachable", lambda: False)
+    monkeypatch.setattr(glue_runs, "hub_reachable", lambda: False)
     args = ["--model-path", str(offline_assets / "model"), "--method", "neat-s", "--tasks", "sst2", "--out",
             str(tmp_path)]
     assert glue_cli.main(args) == 2

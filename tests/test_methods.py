@@ -22,16 +22,18 @@ def full_count():
     return sum(p.numel() for p in tiny().parameters())
 
 
-# Trainable parameters outside the head, per method, on DEPTH blocks whose attn.qkv is DIM -> 3*DIM.
+# Trainable parameters outside the head, per method, on DEPTH blocks whose attn.qkv is DIM -> 3*DIM: NEAT on the q
+# and v slices, the PEFT baselines on the q and v linears of the split attn.qkv (DIM -> DIM each).
 EXPECTED = {
     "neat": DEPTH * 2 * (DIM * RANK + RANK * DIM),               # q and v slices: A (D x r) and B (r x D) each
-    "lora": DEPTH * 16 * (DIM + 3 * DIM),                        # r=16: A (r x in) + B (out x r), qkv whole
-    "dora": DEPTH * (16 * (DIM + 3 * DIM) + 3 * DIM),            # LoRA + a magnitude per output row
-    "fourierft": DEPTH * 3000,                                   # n_frequency spectral coefficients per layer
-    "peanut": DEPTH * (3 * DIM * RANK + RANK * 3 * DIM),         # PEFT's NEAT on qkv whole (reads rows of out=3D)
-    "vera": DEPTH * (3 * DIM + 256),                             # lambda_b (out) + lambda_d (r=256)
+    "lora": DEPTH * 2 * 16 * (DIM + DIM),                        # r=16: A (r x in) + B (out x r)
+    "dora": DEPTH * 2 * (16 * (DIM + DIM) + DIM),                # LoRA + a magnitude per output row
+    "fourierft": DEPTH * 2 * 3000,                               # n_frequency spectral coefficients per layer
+    "peanut": DEPTH * 2 * (DIM * RANK + RANK * DIM),             # PEFT's NEAT: the same count as NEAT on q, v
+    "vera": DEPTH * 2 * (DIM + 256),                             # lambda_b (out) + lambda_d (r=256)
     "head": 0,
 }
+FUSED = {"lora": DEPTH * 16 * (DIM + 3 * DIM), "peanut": DEPTH * (3 * DIM * RANK + RANK * 3 * DIM)}  # attn.qkv whole
 
 
 @pytest.mark.parametrize("name", list(M.METHODS))
@@ -50,11 +52,18 @@ def test_every_method_builds_with_expected_trainable_parameters(name):
 
 
 @pytest.mark.parametrize("name", ["lora", "fourierft", "peanut"])
-def test_peft_baselines_freeze_the_base_qkv_weight(name):
+def test_peft_baselines_freeze_the_base_q_and_v_weights(name):
     built = M.build(name, tiny(), M.MethodOptions(rank=RANK))
-    frozen = [n for n, p in built.named_parameters() if n.endswith("attn.qkv.base_layer.weight")]
-    assert len(frozen) == DEPTH
+    frozen = [n for n, p in built.named_parameters() if n.endswith(("attn.qkv.q.base_layer.weight",
+                                                                     "attn.qkv.v.base_layer.weight"))]
+    assert len(frozen) == 2 * DEPTH
     assert not any(p.requires_grad for n, p in built.named_parameters() if n in frozen)
+
+
+@pytest.mark.parametrize("name", list(FUSED))
+def test_fused_peft_target_adapts_attn_qkv_whole(name):
+    built = M.build(name, tiny(), M.MethodOptions(rank=RANK, peft_target="fused"))
+    assert M.parameter_counts(built, ["head"])["method_params"] == FUSED[name]
 
 
 def test_neat_depth_and_targets_pass_through():
@@ -68,7 +77,7 @@ def test_neat_depth_and_targets_pass_through():
 
 def test_peanut_depth_counts_pairs_and_rejects_unknown_activation():
     built = M.build("peanut", tiny(), M.MethodOptions(rank=RANK, depth=4))  # our depth 4 = PEFT depth 1
-    assert M.parameter_counts(built, ["head"])["method_params"] == EXPECTED["peanut"] + DEPTH * 2 * RANK * RANK
+    assert M.parameter_counts(built, ["head"])["method_params"] == EXPECTED["peanut"] + DEPTH * 2 * 2 * RANK * RANK
     with pytest.raises(ValueError, match="PEFT's peanut has no activation 'sin'"):
         M.build("peanut", tiny(), M.MethodOptions(activation="sin"))
 

@@ -1,42 +1,67 @@
-"""benchmarks.report: the Table-4-shaped Markdown table, summary and plot from fixture results."""
+"""benchmarks.report and benchmarks.sweep: the lr chosen on validation only, the Table-4-shaped table, the selection
+table, published rows with differences, summary and plot, from fixture results."""
 
 import json
 
 import pytest
 
-from benchmarks import report
+from benchmarks import published, report, sweep
 from benchmarks.results import read_result, result_path, write_json_atomic
 
+VIT_B = "vit_base_patch16_224.orig_in21k"
 
-def fixture_result(method, dataset, seed, accuracy, method_params, head_params=100):
-    return {"method": method, "dataset": dataset, "seed": seed, "accuracy": accuracy,
-            "method_params": method_params, "head_params": head_params,
-            "trainable_params": method_params + head_params}
+
+def fixture_result(method, dataset, seed, lr, val, test, method_params, head_params=100, model=VIT_B, **options):
+    return {"method": method, "dataset": dataset, "seed": seed, "lr": lr, "lr_grid": [],
+            "selection_score": val, "val_accuracy": val, "accuracy": test,
+            "method_params": method_params, "head_params": head_params, "trainable_params": method_params + head_params,
+            "config": {"model": model, "method_options": options,
+                       "data": {"title": {"pets": "OxfordPets", "cifar10": "CIFAR10"}[dataset]}}}
 
 
 RESULTS = [
-    fixture_result("neat", "pets", 0, 0.90, 21504), fixture_result("neat", "pets", 1, 0.92, 21504),
-    fixture_result("neat", "cifar10", 0, 0.98, 21504), fixture_result("neat", "cifar10", 1, 0.99, 21504),
-    fixture_result("full", "pets", 0, 0.93, 85_800_000), fixture_result("full", "cifar10", 0, 0.99, 85_800_000),
-    fixture_result("head", "pets", 0, 0.85, 0),
+    # neat on pets: lr 0.003 is best on validation (mean 0.80), lr 0.01 is best on test (0.99): 0.003 must win
+    fixture_result("neat", "pets", 0, 0.003, 0.81, 0.90, 21504), fixture_result("neat", "pets", 1, 0.003, 0.79, 0.92, 21504),
+    fixture_result("neat", "pets", 0, 0.01, 0.78, 0.99, 21504), fixture_result("neat", "pets", 1, 0.01, 0.80, 0.99, 21504),
+    fixture_result("neat", "cifar10", 0, 0.003, 0.90, 0.98, 21504), fixture_result("neat", "cifar10", 1, 0.003, 0.90, 0.99, 21504),
+    fixture_result("full", "pets", 0, 1e-5, 0.9, 0.93, 85_800_000), fixture_result("full", "cifar10", 0, 1e-5, 0.9, 0.99, 85_800_000),
+    fixture_result("head", "pets", 0, 0.001, 0.80, 0.85, 0), fixture_result("head", "pets", 0, 0.003, 0.80, 0.86, 0),
 ]
 
 
 @pytest.fixture
 def results_dir(tmp_path):
     for r in RESULTS:
-        write_json_atomic(result_path(tmp_path, r["method"], r["dataset"], r["seed"]), r)
+        write_json_atomic(result_path(tmp_path, r["method"], r["dataset"], r["seed"], r["lr"]), r)
     (tmp_path / "runs" / "broken_pets_seed0.json").write_text('{"method": "neat", "accur')  # a torn file
     return tmp_path
 
 
-def test_summary_means_stds_and_averages():
+def test_the_lr_is_chosen_on_validation_never_on_test():
+    chosen = sweep.choose(RESULTS)
+    assert chosen[("neat", "pets")] == 0.003            # validation mean 0.80 beats 0.79, though test says 0.01
+    assert chosen[("head", "pets")] == 0.001            # a tie on validation: the smaller lr
+    assert {(r["method"], r["lr"]) for r in sweep.selected(RESULTS) if r["dataset"] == "pets"} == {
+        ("neat", 0.003), ("full", 1e-5), ("head", 0.001)}
+    nan = [dict(RESULTS[0], lr=0.1, selection_score=float("nan"))]
+    assert sweep.choose(RESULTS[:1] + nan)[("neat", "pets")] == 0.003   # a NaN score never wins
+
+
+def test_expand_lists_every_lr_of_every_grid_once():
+    runs = sweep.expand(["neat", "head"], ["pets"], [0, 1], lambda m, d: (0.01, 0.03, 0.01) if m == "neat" else (0.1,))
+    assert [r.name for r in runs] == ["neat_pets_seed0_lr0.01", "neat_pets_seed0_lr0.03", "neat_pets_seed1_lr0.01",
+                                      "neat_pets_seed1_lr0.03", "head_pets_seed0_lr0.1", "head_pets_seed1_lr0.1"]
+
+
+def test_summary_means_stds_and_averages_of_the_chosen_lr():
     s = report.summarise(RESULTS)
-    assert s["methods"] == ["neat", "head", "full"]          # the order of benchmarks.methods.METHODS
-    assert s["datasets"] == ["pets", "cifar10"]              # the registry's order
+    assert s["methods"] == ["neat", "head", "full"]          # the order of benchmarks.catalog.DESCRIPTIONS
+    assert s["datasets"] == ["pets", "cifar10"]              # the recipe table's order
     neat = s["rows"]["neat"]
     assert neat["cells"]["pets"]["mean"] == pytest.approx(91.0)
     assert neat["cells"]["pets"]["std"] == pytest.approx(1.4142135, rel=1e-6)
+    assert (neat["cells"]["pets"]["lr"], neat["cells"]["pets"]["grid"]) == (0.003, [0.003, 0.01])
+    assert neat["cells"]["pets"]["selection"] == pytest.approx(80.0)
     assert neat["average"] == pytest.approx((91.0 + 98.5) / 2)
     assert s["rows"]["head"]["complete"] is False
 
@@ -51,16 +76,58 @@ def test_markdown_table_is_shaped_like_table_4():
         "| full | 85.80M | 93.0 | 99.0 | 96.0 |",
     ]
     assert "Top-1 test accuracy (%), seeds 0, 1 (mean ± std)." in lines
+    assert report.PARAMS_NOTE in lines
     assert "*: average over the datasets this method has results for." in lines
+
+
+def test_selection_table_shows_grid_chosen_lr_validation_and_test():
+    lines = report.selection_table(RESULTS).splitlines()
+    assert lines[0] == "| Method | Dataset | Params | lr grid | Chosen lr | Validation accuracy | Top-1 accuracy |"
+    assert "| neat | OxfordPets | 21,504 | 0.003, 0.01 | 0.003 | 80.0 | 91.0 ± 1.4 |" in lines
+    assert "| head | OxfordPets | 0 | 0.001, 0.003 | 0.001 | 80.0 | 85.0 |" in lines
+
+
+def test_published_rows_sit_beside_ours_with_differences():
+    text = report.published_table(RESULTS)
+    lines = text.splitlines()
+    assert lines[0] == "| Row | Params | OxfordPets | CIFAR10 | Avg. |"
+    # head = LP, full = FF (FourierFT Table 5); OxfordPets LP 90.28, CIFAR10 FF 98.92
+    assert "| head (ours) | 0 | 85.0 | — | 85.0* |" in lines
+    assert "| LP (published) | 0 | 90.28 | 96.41 | 68.36 |" in lines
+    assert "| Δ | | -5.3 | — | — |" in lines
+    assert "| FF (published) | — | 93.14 | 98.92 | 86.49 |" in lines
+    assert "| Δ | | -0.1 | +0.1 | — |" in lines
+    # NEAT: only the average the NEAT paper's text gives (and its depth-6 StanfordCars row needs depth 6)
+    assert "| NEAT (published) | — | — | — | 86.15 |" in lines
+    assert not any("depth 6" in line for line in lines)
+    assert "FourierFT paper (arXiv 2405.03003) Table 5" in text and "NEAT paper (arXiv 2410.01870)" in text
+    tiny = [dict(r, config=dict(r["config"], model="vit_tiny_patch16_224")) for r in RESULTS]
+    assert report.published_table(tiny) == ""   # no published numbers for another backbone
+
+
+def test_published_rows_of_the_closest_size_and_every_number_as_published():
+    fourier = published.rows_for("fourierft", VIT_B, {}, 72_000)
+    assert [r.label for r in fourier] == ["FourierFT (72K)"]
+    assert [r.label for r in published.rows_for("fourierft", VIT_B, {}, 250_000)] == ["FourierFT (239K)"]
+    assert [r.label for r in published.rows_for("neat", VIT_B, {"depth": 6}, 1e6)] == ["NEAT", "NEAT (depth 6)"]
+    lora = published.rows_for("lora", VIT_B, {}, 589_824)[0]
+    assert [lora.scores[d] for d in published.ORDER] + [lora.scores["average"]] == [
+        93.19, 45.38, 98.78, 74.95, 98.44, 25.16, 92.70, 92.02, 77.58]
+    for row in published.ROWS:   # a paper's average is the mean of its eight cells (to its rounding)
+        if len(row.scores) == 9:
+            cells = [row.scores[d] for d in published.ORDER]
+            assert sum(cells) / 8 == pytest.approx(row.scores["average"], abs=0.006), row.label
 
 
 def test_report_cli_writes_table_summary_and_plot(results_dir, capsys):
     assert report.main([str(results_dir)]) == 0
     table = (results_dir / "report.md").read_text()
     assert table.startswith("# Image classification results\n\n| Method | Params | OxfordPets | CIFAR10 | Avg. |")
+    assert "## Learning rates chosen on validation" in table and "## Published numbers beside ours" in table
     assert "| neat | 21.5K | 91.0 ± 1.4 | 98.5 ± 0.7 | 94.8 |" in capsys.readouterr().out
     summary = json.loads((results_dir / "summary.json").read_text())
-    assert summary["rows"]["full"]["trainable_params"] == 85_800_100
+    assert summary["rows"]["full"]["method_params"] == 85_800_000
+    assert summary["rows"]["neat"]["cells"]["pets"]["lr"] == 0.003
     png = (results_dir / "accuracy_vs_params.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
@@ -74,4 +141,4 @@ def test_report_of_an_empty_folder_says_what_to_run(tmp_path, capsys):
 def test_torn_or_missing_result_files_count_as_unfinished(results_dir):
     assert read_result(results_dir / "runs" / "broken_pets_seed0.json") is None
     assert read_result(results_dir / "runs" / "missing.json") is None
-    assert read_result(result_path(results_dir, "neat", "pets", 0))["accuracy"] == 0.90
+    assert read_result(result_path(results_dir, "neat", "pets", 0, 0.003))["accuracy"] == 0.90

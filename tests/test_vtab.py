@@ -13,7 +13,7 @@ from timm.models import save_for_hf
 
 import benchmarks.models as models_module
 import neat_vision.data as data_module
-from benchmarks import vtab
+from benchmarks import image_runs, vtab
 from benchmarks.models import ModelSource, create_model
 from neat_vision.data import build_transform, holdout, load_splits
 
@@ -114,6 +114,9 @@ def test_model_path_accepts_a_safetensors_file_and_the_head_is_fresh(tmp_path):
     loaded = create_model(ModelSource("vit_tiny_patch16_224", str(tmp_path / "vit.safetensors"), TINY_VIT), 4)
     assert loaded.head.out_features == 4
     torch.testing.assert_close(loaded.blocks[1].attn.qkv.weight, model.blocks[1].attn.qkv.weight)
+    save_file(model.half().state_dict(), tmp_path / "vit16.safetensors")   # a checkpoint stored in fp16
+    loaded = create_model(ModelSource("vit_tiny_patch16_224", str(tmp_path / "vit16.safetensors"), TINY_VIT), 4)
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
 
 
 # --- command line -----------------------------------------------------------------------------------------
@@ -121,7 +124,9 @@ def test_model_path_accepts_a_safetensors_file_and_the_head_is_fresh(tmp_path):
     ("--method", "neat,adapterx", "Unknown method(s) adapterx; choose from neat, lora, dora, fourierft, peanut, "
                                   "vera, head, full."),
     ("--dataset", "mnist", "Unknown dataset 'mnist'; choose from pets, cifar10, dtd, eurosat, resisc45, cars, "
-                           "fgvc, cifar100, digits04, digits59."),
+                           "fgvc, cifar100, digits59, digits04."),
+    ("--match-params", "head", "--match-params head: not a method of this suite with an adapter size; choose from "
+                               "neat, lora, dora, fourierft, peanut, vera."),
     ("--preset", "everything", "Unknown preset 'everything'; choose from qv, qv_mlp, all_linear."),
     ("--model", "vit_gigantic", "Unknown timm model 'vit_gigantic'; timm.list_models() lists the names "
                                 "(e.g. vit_base_patch16_224.orig_in21k)."),
@@ -181,59 +186,75 @@ def test_cli_end_to_end_on_local_data_and_a_local_checkpoint(tmp_path, image_fol
                                                             capsys):
     out = tmp_path / "out"
     assert vtab.main(["--dataset", "pets", "--method", "neat,lora", "--data-dir", str(image_folder),
-                      "--model-path", str(checkpoint), "--epochs", "2", "--batch-size", "8", "--workers", "1",
-                      "--device", "cpu", "--save-adapters", "neat", "--out", str(out), "--no-progress"]) == 0
-    neat = json.loads((out / "runs" / "neat_pets_seed0.json").read_text())
-    assert (neat["method"], neat["dataset"], neat["seed"]) == ("neat", "pets", 0)
+                      "--model-path", str(checkpoint), "--epochs", "2", "--batch-size", "8", "--micro-batch", "3",
+                      "--workers", "1", "--device", "cpu", "--save-adapters", "neat", "--out", str(out),
+                      "--lrs", "5e-3", "--no-progress"]) == 0
+    neat = json.loads((out / "runs" / "neat_pets_seed0_lr0.005.json").read_text())
+    assert (neat["method"], neat["dataset"], neat["seed"], neat["lr"]) == ("neat", "pets", 0, 5e-3)
     assert neat["method_params"] == 2 * 2 * (64 * 7 + 7 * 64) and neat["head_params"] == 64 * 3 + 3
     assert 0.0 <= neat["accuracy"] <= 1.0 and neat["train_images_per_s"] > 0
-    assert neat["config"]["recipe"] == {"head_lr": 5e-3, "lr": 5e-3, "weight_decay": 8e-4, "epochs": 2,
-                                        "batch_size": 8, "grad_accum": 1, "crop_scale": [0.08, 1.0]}
+    assert neat["selection_score"] == neat["val_accuracy"]
+    recipe = neat["config"]["recipe"]
+    assert {k: recipe[k] for k in ("head_lr", "lr", "weight_decay", "epochs", "batch_size", "clip_grad", "lrs")} == {
+        "head_lr": 5e-3, "lr": 5e-3, "weight_decay": 8e-4, "epochs": 2, "batch_size": 8, "clip_grad": 1.0,
+        "lrs": [5e-3]}
+    assert recipe["sources"]["weight_decay"] == "yibozhong/peanut image-classification/run.sh (pets)"
+    assert recipe["sources"]["epochs"] == recipe["sources"]["lrs"] == "command line"
+    # an effective batch of 8 from micro-batches: the largest divisor of 8 not above 3 is 2, so 4 accumulated
+    assert (neat["config"]["micro_batch"], neat["config"]["grad_accum"]) == (2, 4)
+    assert neat["optimizer_steps"] == 2 * 4   # 27 images: 13 micro-batches of 2 (last dropped), 4 steps per epoch
     assert neat["config"]["data"]["sizes"] == [27, 3, 12]
+    # the paper suite's evaluation preprocessing: resize to the input size and centre crop, bilinear
     assert neat["config"]["data_config"]["input_size"] == [3, 32, 32]
+    assert (neat["config"]["data_config"]["crop_pct"], neat["config"]["data_config"]["interpolation"]) == (
+        1.0, "bilinear")
+    assert neat["precision"] == {"trainable": ["float32"], "frozen": ["float32"], "autocast": None}
     assert neat["device"]["type"] == "cpu" and "torch" in neat["versions"]
-    lora = json.loads((out / "runs" / "lora_pets_seed0.json").read_text())
-    assert lora["method_params"] == 2 * 16 * (64 + 3 * 64)
+    lora = json.loads((out / "runs" / "lora_pets_seed0_lr0.005.json").read_text())
+    assert lora["method_params"] == 2 * 2 * 16 * (64 + 64)   # r=16 on q and v of 2 blocks
+    assert lora["config"]["peft_target"] == "qv" and neat["config"]["peft_target"] is None
     assert "adapter_path" not in lora
     assert {p.name for p in Path(neat["adapter_path"]).iterdir()} == {"adapter_config.json",
                                                                         "adapter_model.safetensors"}
     table = (out / "report.md").read_text()
     assert "| Method | Params | OxfordPets | Avg. |" in table
     assert f"| neat | 3.6K | {100 * neat['accuracy']:.1f} |" in table
+    assert f"| neat | OxfordPets | 3,584 | 0.005 | 0.005 | {100 * neat['val_accuracy']:.1f} |" in table
     assert (out / "accuracy_vs_params.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "neat on pets seed 0: test accuracy" in capsys.readouterr().out
+    assert "neat on pets seed 0 lr 0.005: test accuracy" in capsys.readouterr().out
 
 
-def test_resume_skips_finished_runs_after_an_interruption(tmp_path, monkeypatch):
+def test_a_sweep_killed_half_way_resumes_without_recomputing_finished_lrs(tmp_path, monkeypatch):
     out, cache = tmp_path / "out", tmp_path / "cache"
-    args = ["--suite", "smoke", "--method", "neat,head", "--epochs", "1", "--pretrain-epochs", "1",
-            "--cache-dir", str(cache), "--out", str(out), "--no-progress"]
-    real, calls = vtab.run_job, []
+    args = ["--suite", "smoke", "--method", "neat,head", "--lrs", "0.01,0.03", "--epochs", "1",
+            "--pretrain-epochs", "1", "--cache-dir", str(cache), "--out", str(out), "--no-progress"]
+    real, calls = image_runs.run_job, []
 
-    def killed_after_one(*a, **kw):
-        if calls:
+    def killed_after_three(args, job, *rest):
+        if len(calls) == 3:
             raise KeyboardInterrupt
-        calls.append(a[1])
-        return real(*a, **kw)
+        calls.append(job.run)
+        return real(args, job, *rest)
 
-    monkeypatch.setattr(vtab, "run_job", killed_after_one)
+    monkeypatch.setattr(image_runs, "run_job", killed_after_three)
     with pytest.raises(KeyboardInterrupt):
         vtab.main(args)
-    finished = out / "runs" / "neat_digits59_seed0.json"
-    assert [p.name for p in (out / "runs").iterdir()] == [finished.name]  # no temp file left behind
-    before = (finished.read_bytes(), finished.stat().st_mtime_ns)
+    finished = sorted((out / "runs").iterdir())
+    assert [p.name for p in finished] == ["head_digits59_seed0_lr0.01.json", "neat_digits59_seed0_lr0.01.json",
+                                          "neat_digits59_seed0_lr0.03.json"]   # no temp file left behind
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in finished}
     weights = next(cache.glob("smoke-digits04-*/model.safetensors"))
     weights_time = weights.stat().st_mtime_ns
-    assert (out / "adapters" / "neat_digits59_seed0" / "adapter_model.safetensors").is_file()
+    assert (out / "adapters" / "neat_digits59_seed0_lr0.03" / "adapter_model.safetensors").is_file()
 
     rerun = []
-    monkeypatch.setattr(vtab, "run_job", lambda *a, **kw: rerun.append(a[1]) or real(*a, **kw))
+    monkeypatch.setattr(image_runs, "run_job", lambda a, job, *rest: rerun.append(job.run) or real(a, job, *rest))
     assert vtab.main(args) == 0
-    assert rerun == ["head"]
-    assert (finished.read_bytes(), finished.stat().st_mtime_ns) == before
+    assert [(r.method, r.lr) for r in rerun] == [("head", 0.03)]
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in finished} == before
     assert weights.stat().st_mtime_ns == weights_time  # the cached pre-trained ViT was reused
     table = (out / "report.md").read_text()
-    assert "| neat |" in table and "| head | 0 |" in table
+    assert "| neat |" in table and "| head | 0 |" in table and "| head | Digits 5-9 | 0 | 0.01, 0.03 |" in table
 
     rerun.clear()
     assert vtab.main(args) == 0 and rerun == []  # everything finished: nothing recomputed
@@ -257,14 +278,15 @@ def test_ddp_on_two_cpu_processes_writes_one_result(tmp_path, image_folder, chec
         port = s.getsockname()[1]
     out = tmp_path / "out"
     argv = ["--dataset", "pets", "--method", "neat", "--data-dir", str(image_folder), "--model-path",
-            str(checkpoint), "--epochs", "1", "--batch-size", "8", "--workers", "0", "--device", "cpu",
-            "--out", str(out), "--no-progress"]
+            str(checkpoint), "--epochs", "1", "--batch-size", "8", "--micro-batch", "2", "--workers", "0",
+            "--device", "cpu", "--out", str(out), "--no-progress"]
     # forked workers (gloo) skip a fresh interpreter's imports; the environment is torchrun's
     mp.start_processes(_ddp_rank, args=(argv, port), nprocs=2, start_method="fork")
-    assert [p.name for p in (out / "runs").iterdir()] == ["neat_pets_seed0.json"]
-    result = json.loads((out / "runs" / "neat_pets_seed0.json").read_text())
+    assert [p.name for p in (out / "runs").iterdir()] == ["neat_pets_seed0_lr0.005.json"]
+    result = json.loads((out / "runs" / "neat_pets_seed0_lr0.005.json").read_text())
     assert result["device"]["world_size"] == 2 and result["ranks_agree"] is True
-    assert capfd.readouterr().out.count("neat on pets seed 0: test accuracy") == 1  # only rank 0 reports
+    assert (result["config"]["micro_batch"], result["config"]["grad_accum"]) == (2, 2)   # 8 = 2 x 2 x 2 processes
+    assert capfd.readouterr().out.count("neat on pets seed 0 lr 0.005: test accuracy") == 1  # only rank 0 reports
 
 
 def test_augmentations_are_reproducible_and_differ_between_workers():

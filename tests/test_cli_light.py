@@ -1,0 +1,71 @@
+"""Every command line rejects a bad flag before torch, timm, transformers or gradio load (a fresh interpreter per
+CLI: the test process itself has torch imported), and the plain-data names the CLIs check agree with the
+registries that build the methods and load the data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+HEAVY = ("torch", "timm", "transformers", "gradio", "peft", "datasets")
+PROBE = """
+import json, sys
+from importlib import import_module
+module = import_module({module!r})
+try:
+    module.main({argv!r})
+    code = 0
+except SystemExit as done:
+    code = done.code
+print(json.dumps({{"code": code, "heavy": [m for m in {heavy!r} if m in sys.modules]}}), file=sys.stderr)
+"""
+
+
+def bad_flag(module: str, argv: list[str]) -> tuple[int, list[str], str]:
+    """(exit code, heavy modules loaded, the error line) of `module.main(argv)` in a fresh interpreter."""
+    done = subprocess.run([sys.executable, "-c", PROBE.format(module=module, argv=argv, heavy=HEAVY)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    *lines, last = done.stderr.strip().splitlines()
+    found = json.loads(last)
+    return found["code"], found["heavy"], lines[-1]
+
+
+@pytest.mark.parametrize("module, argv, message", [
+    ("benchmarks.vtab", ["--method", "neat,bogus"],
+     "python -m benchmarks.vtab: error: Unknown method(s) bogus; choose from neat, lora, dora, fourierft, peanut, "
+     "vera, head, full."),
+    ("benchmarks.vtab", ["--lrs", "1e-3,fast"],
+     "python -m benchmarks.vtab: error: argument --lrs: expected a comma list of numbers such as 1e-3,3e-3,1e-2, "
+     "got '1e-3,fast'"),
+    ("benchmarks.glue", ["--tasks", "sst2,wnli"],
+     "python -m benchmarks.glue: error: Unknown GLUE task 'wnli'; choose from cola, sst2, mrpc, stsb, qqp, mnli, "
+     "qnli, rte."),
+    ("benchmarks.speed", ["--methods", "neat,bogus"],
+     "python -m benchmarks.speed: error: unknown method(s) bogus; choose from floor, head, full, lora, peanut, dora, "
+     "fourierft, neat"),
+    ("benchmarks.report", ["results", "--bogus"], "python -m benchmarks.report: error: unrecognized arguments: --bogus"),
+    ("demo.app", ["--port", "http"], "python -m demo.app: error: argument --port: invalid int value: 'http'"),
+])
+def test_a_bad_flag_exits_2_before_any_heavy_import(module, argv, message):
+    code, heavy, error = bad_flag(module, argv)
+    assert (code, error) == (2, message)
+    assert heavy == []
+
+
+def test_the_plain_names_agree_with_the_registries():
+    import neat_text.glue
+    import neat_vision
+    import neat_vision.data
+    from benchmarks import catalog, methods, recipes, text_methods
+
+    assert list(methods.METHODS) == list(catalog.DESCRIPTIONS)
+    assert list(text_methods.TEXT_METHODS) == list(catalog.TEXT_DESCRIPTIONS)
+    assert catalog.PRESETS == tuple(neat_vision.PRESETS)
+    assert set(recipes.IMAGE_DATASETS) == set(neat_vision.data.DATASETS)
+    assert recipes.GLUE_TASKS == tuple(neat_text.glue.TASKS)
+    assert set(catalog.SIZE_KNOBS) <= set(catalog.DESCRIPTIONS) | set(catalog.TEXT_DESCRIPTIONS)

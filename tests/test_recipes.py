@@ -1,0 +1,140 @@
+"""Recipes cite every value; micro-batches make the effective batch exactly; adapter sizes match within each method's
+granularity; --dry-run lists the plan with exact parameter counts; FourierFT's DTD split rule."""
+
+import argparse
+
+import pytest
+import timm
+
+from benchmarks import budget, recipes, vtab
+from benchmarks import methods as M
+from benchmarks.catalog import DESCRIPTIONS, TEXT_DESCRIPTIONS
+from benchmarks.cli import with_recipe_flags
+from benchmarks.train import accumulation
+from neat_vision.data import load_splits
+
+from test_vtab import datasets_cache, write_image_folder  # noqa: F401  (fixture)
+
+
+@pytest.mark.parametrize("dataset", recipes.IMAGE_DATASETS)
+@pytest.mark.parametrize("method", list(DESCRIPTIONS))
+def test_every_image_recipe_cites_every_value(method, dataset):
+    recipe = recipes.recipe_for(method, dataset)
+    assert recipe.uncited() == []
+    assert all(note.strip() for note in recipe.sources.values())
+
+
+@pytest.mark.parametrize("task", recipes.GLUE_TASKS)
+@pytest.mark.parametrize("method", list(TEXT_DESCRIPTIONS))
+def test_every_glue_recipe_cites_every_value(method, task):
+    setting = recipes.glue_setting(method, task)
+    assert setting.recipe.uncited() == []
+    assert set(setting.options) <= set(setting.option_sources)
+
+
+def test_published_image_recipes():
+    for dataset in recipes.PAPER_DATASETS:
+        fourier, neat = recipes.recipe_for("fourierft", dataset), recipes.recipe_for("neat", dataset)
+        assert fourier.lr == (0.2 if dataset in ("eurosat", "cifar100") else 0.3)   # FourierFT's spectral lr
+        assert (fourier.batch_size, neat.batch_size, neat.clip_grad, neat.epochs) == (200, 256, 1.0, 10)
+        assert fourier.grid == (fourier.lr,) and neat.grid == (neat.lr,)              # published: no sweep
+        assert fourier.sources["lr"] == f"Chaos96/fourierft experiments/ViT/{dataset}-base-3000.bash"
+    assert recipes.recipe_for("neat", "cars").lr == 1e-2 and recipes.recipe_for("neat", "resisc45").head_lr == 1e-2
+    assert recipes.recipe_for("neat", "dtd").weight_decay == recipes.recipe_for("fourierft", "dtd").weight_decay == 7e-5
+    assert recipes.recipe_for("neat", "dtd").sources["lr"].startswith("unknown (run.sh has no DTD line)")
+    lora, head = recipes.recipe_for("lora", "pets"), recipes.recipe_for("head", "pets")
+    assert lora.grid == (1e-3, 3e-3, 1e-2) and lora.sources["lr"].startswith("unknown")
+    assert (head.sweep, head.grid, head.at(3e-3).head_lr) == ("head_lr", (1e-3, 3e-3, 1e-2), 3e-3)
+
+
+def test_published_glue_recipes():
+    batches = {t: recipes.glue_setting("lora", t).recipe.batch_size for t in recipes.GLUE_TASKS}
+    assert batches == {"cola": 32, "sst2": 16, "mrpc": 16, "stsb": 16, "qqp": 16, "mnli": 16, "qnli": 32, "rte": 32}
+    cola = recipes.glue_setting("fourierft", "cola")
+    assert (cola.options, cola.recipe.lr, cola.recipe.head_lr, cola.recipe.epochs) == (
+        {"n_frequency": 1000, "fourier_scaling": 49.0}, 0.12, 8e-3, 100)
+    mnli = recipes.glue_setting("fourierft", "mnli")
+    assert mnli.options["fourier_scaling"] == 29.0 and "mnli: unknown, our choice: QNLI's row" in mnli.recipe.sources["lr"]
+    neat = recipes.glue_setting("neat-s", "qqp")
+    assert (neat.options, neat.recipe.clip_grad, neat.recipe.warmup) == ({"scale": 1.0, "rank": 1}, None, 0.06)
+    with pytest.raises(ValueError, match="Unknown GLUE task 'wnli'; choose from cola, sst2"):
+        recipes.glue_setting("lora", "wnli")
+
+
+def test_command_line_values_replace_and_cite():
+    base = recipes.recipe_for("lora", "pets")
+    args = argparse.Namespace(lr=2e-3, lrs=None, clip_grad=0.0, epochs=None, batch_size=None, head_lr=None,
+                              weight_decay=None)
+    given = with_recipe_flags(args, base)
+    assert (given.grid, given.clip_grad, given.sources["lr"]) == ((2e-3,), None, "command line")
+    swept = with_recipe_flags(argparse.Namespace(**{**vars(args), "lrs": (1e-4, 1e-3), "lr": None}), base)
+    assert swept.grid == (1e-4, 1e-3) and swept.sources["lrs"] == "command line"
+
+
+@pytest.mark.parametrize("batch, micro, world, expected", [
+    (256, 64, 1, (64, 4)), (200, 64, 1, (50, 4)), (256, 64, 2, (64, 2)), (256, 512, 1, (256, 1)), (8, 3, 1, (2, 4)),
+    (7, 4, 1, (1, 7)),
+])
+def test_micro_batches_make_the_effective_batch_exactly(batch, micro, world, expected):
+    got = accumulation(batch, micro, world)
+    assert got == expected and got[0] * got[1] * world == batch
+
+
+def test_an_effective_batch_that_does_not_split_over_the_processes_is_refused():
+    with pytest.raises(ValueError, match="The effective batch 256 does not split over 3 processes"):
+        accumulation(256, 64, 3)
+
+
+def test_closest_size_within_the_granularity():
+    assert budget.closest_size(10_752, lambda r: 1536 * r) == (7, 10_752)
+    assert budget.closest_size(250, lambda n: 100 * n) == (2, 200)     # a tie: the smaller size
+    assert budget.closest_size(260, lambda n: 100 * n) == (3, 300)
+    assert budget.closest_size(5, lambda n: 100 * n) == (1, 100)       # never below 1
+
+
+def test_match_to_sizes_every_adapter_method_to_the_reference():
+    def tiny():
+        return timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=3, img_size=32, patch_size=8,
+                                 depth=2, embed_dim=64, num_heads=2)
+
+    def count(method, options):
+        return budget.method_params(tiny, method, options)
+
+    methods = ["neat", "lora", "dora", "fourierft", "vera", "peanut", "head"]
+    matched = budget.match_to("neat", methods, lambda m: M.MethodOptions(), count)
+    target = count("neat", M.MethodOptions())
+    assert target == 2 * 2 * (64 * 7 + 7 * 64)
+    assert (matched["lora"].lora_r, matched["lora"].lora_alpha) == (7, 7)        # alpha / r stays 1
+    assert count("lora", matched["lora"]) == target == count("fourierft", matched["fourierft"])
+    for method in ("dora", "vera", "peanut"):
+        size, knob = budget.SIZE_KNOBS[method], matched[method]
+        step = count(method, budget.resized(method, knob, getattr(knob, size) + 1)) - count(method, knob)
+        assert abs(count(method, knob) - target) <= step / 2, method
+    assert matched["head"] == M.MethodOptions()
+
+
+def test_dry_run_lists_the_paper_plan_with_exact_parameters(capsys):
+    assert vtab.main(["--suite", "paper", "--dry-run", "--method", "neat,fourierft,lora", "--dataset", "pets,dtd"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == ("Plan: 10 runs (1 seed(s)), model vit_base_patch16_224.orig_in21k (random init from timm's "
+                        "config for the counts).")
+    assert "| neat | pets | 0.005 (lr) | 256 | 64 x 4 x 1 | 10 | 258,048 | 28,453 |" in lines
+    assert "| fourierft | pets | 0.3 (lr) | 200 | 50 x 4 x 1 | 10 | 72,000 | 28,453 |" in lines
+    assert "| lora | dtd | 0.001,0.003,0.01 (lr) | 256 | 64 x 4 x 1 | 10 | 589,824 | 36,143 |" in lines
+
+
+def test_dry_run_with_matched_sizes(capsys):
+    assert vtab.main(["--suite", "paper", "--dry-run", "--method", "neat,lora,fourierft", "--dataset", "pets",
+                      "--match-params", "neat", "--micro-batch", "32"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith(", adapters sized to neat's.")
+    assert "| lora | pets | 0.001,0.003,0.01 (lr) | 256 | 32 x 8 x 1 | 10 | 258,048 | 28,453 |" in lines  # r = 7
+    assert "| fourierft | pets | 0.3 (lr) | 200 | 25 x 8 x 1 | 10 | 258,048 | 28,453 |" in lines     # n = 10,752
+
+
+def test_dtd_pools_every_split_then_holds_out_20_percent_test_and_10_percent_validation(tmp_path):
+    root = write_image_folder(tmp_path / "dtd", {"train": 20, "test": 10})   # 3 classes: 90 images in all
+    splits = load_splits("dtd", root)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (64, 8, 18)
+    again = load_splits("dtd", root)
+    assert again.test["label"] == splits.test["label"] and again.val["label"] == splits.val["label"]
