@@ -84,7 +84,7 @@ HALF_DTYPES = (torch.float16, torch.bfloat16)
 BASE = "base_layer."
 ADAPTERS = "neat."
 NO_ADAPTER = "__base__"  # a sample's adapter name meaning "the base layer alone" (PEFT's adapter_names name)
-_RESERVED = frozenset(dir(nn.ModuleDict)) | {NO_ADAPTER}
+_RESERVED = frozenset(dir(nn.ModuleDict())) | {NO_ADAPTER}  # methods and instance attributes
 
 
 def adapter_name_error(name: object) -> ValueError | None:
