@@ -1,11 +1,12 @@
-"""`python -m benchmarks.speed`: train-step time, peak memory and merged-inference speed of every method.
+"""`python -m benchmarks.speed`: train-step time, peak memory, unmerged and merged inference of every method.
 
 For each method on the same targets and rank (random weights: speed does not depend on them) it measures the
-median train step (forward + backward + AdamW) over `--steps` steps after `--warmup`, the peak GPU memory, and
-for the methods that merge, inference throughput after merging against the base model. "floor" freezes every
-weight and makes the input require grad: the backward no adapter method can avoid. Ratios NEAT/LoRA,
-NEAT/PEANuT and NEAT/floor come from the same run. On a machine without CUDA the defaults shrink to a tiny
-model so that the whole table runs in seconds (a pipeline check, not a measurement to quote).
+median train step (forward + backward + AdamW) over `--steps` steps after `--warmup`, the peak GPU memory, for the
+adapter methods the median unmerged inference forward (eval, no grad: NEAT from its cached factors), and for the
+methods that merge, inference after merging against the base model. "floor" freezes every weight and makes the
+input require grad: the backward no adapter method can avoid. Ratios NEAT/LoRA, NEAT/PEANuT, NEAT/floor and
+unmerged NEAT/unmerged LoRA inference come from the same run. On a machine without CUDA the defaults shrink to a
+tiny model so that the whole table runs in seconds (a pipeline check, not a measurement to quote).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .train import autocast, synchronize
 
 ALL_METHODS = ["floor", "head", "full", "lora", "peanut", "dora", "fourierft", "neat"]
 MERGEABLE = {"neat", "lora", "peanut", "dora"}
+ADAPTERS = MERGEABLE | {"fourierft"}  # methods with an unmerged adapter forward to time
 # --targets -> module-name suffixes, per case
 VISION_TARGETS = {"qkv": ["attn.qkv"], "all": ["attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"]}
 LLM_TARGETS = {"qkv": ["q_proj", "k_proj", "v_proj"],
@@ -163,6 +165,8 @@ def measure(case: Case, methods: list[str], targets: str, rank: int, device: tor
         trainable = neat_core.trainable_parameters(model)
         ms, peak = time_training(case, model, device, steps, warmup, compile_model, f"{method} train")
         row = {"step_ms": ms, "peak_mib": peak, "trainable_params": trainable}
+        if method in ADAPTERS:
+            row["unmerged_inference_ms"] = time_inference(case, model, device, steps, warmup, f"{method} unmerged")
         if method in MERGEABLE:
             if base_ms is None:
                 base = build_method(case, "floor", [], rank).to(device)
@@ -179,25 +183,31 @@ def measure(case: Case, methods: list[str], targets: str, rank: int, device: tor
 
 
 def ratios(rows: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """NEAT's train step over the references measured in the same run."""
+    """NEAT's train step, peak memory and unmerged inference over the references measured in the same run."""
     if "neat" not in rows:
         return {}
     neat = rows["neat"]["step_ms"]
     found = {f"neat_over_{ref}": neat / rows[ref]["step_ms"] for ref in ("lora", "peanut", "floor") if ref in rows}
     if "lora" in rows and rows["neat"]["peak_mib"] is not None:
         found["neat_peak_over_lora_peak"] = rows["neat"]["peak_mib"] / rows["lora"]["peak_mib"]
+    if "lora" in rows:
+        found["neat_unmerged_over_lora_unmerged"] = (rows["neat"]["unmerged_inference_ms"]
+                                                     / rows["lora"]["unmerged_inference_ms"])
     return found
 
 
 def table(rows: dict[str, dict[str, Any]]) -> str:
     floor = rows.get("floor", {}).get("step_ms")
-    lines = ["| method | trainable params | train step ms | vs floor | peak MiB | merged inference vs base |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| method | trainable params | train step ms | vs floor | peak MiB | unmerged inference ms | "
+             "merged inference vs base |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for method, r in rows.items():
         vs = f"{r['step_ms'] / floor:.2f}x" if floor else "—"
         peak = f"{r['peak_mib']:.0f}" if r["peak_mib"] is not None else "—"
+        unmerged = f"{r['unmerged_inference_ms']:.1f}" if "unmerged_inference_ms" in r else "—"
         inf = f"{r['merged_over_base']:.3f}x" if "merged_over_base" in r else "—"
-        lines.append(f"| {method} | {r['trainable_params']:,} | {r['step_ms']:.1f} | {vs} | {peak} | {inf} |")
+        lines.append(f"| {method} | {r['trainable_params']:,} | {r['step_ms']:.1f} | {vs} | {peak} | {unmerged} | "
+                     f"{inf} |")
     return "\n".join(lines)
 
 
