@@ -5,8 +5,10 @@ median train step (forward + backward + AdamW) over `--steps` steps after `--war
 adapter methods the median unmerged inference forward (eval, no grad: NEAT from its cached factors), and for the
 methods that merge, inference after merging against the base model. "floor" freezes every weight and makes the
 input require grad: the backward no adapter method can avoid. Ratios NEAT/LoRA, NEAT/PEANuT, NEAT/floor and
-unmerged NEAT/unmerged LoRA inference come from the same run. On a machine without CUDA the defaults shrink to a
-tiny model so that the whole table runs in seconds (a pipeline check, not a measurement to quote).
+unmerged NEAT/unmerged LoRA inference come from the same run; the inference forwards of all methods are timed in
+turn (one step of each, then the next round), so that a shared machine's load changes hit them alike. On a
+machine without CUDA the defaults shrink to a tiny model so that the whole table runs in seconds (a pipeline
+check, not a measurement to quote).
 """
 
 from __future__ import annotations
@@ -99,16 +101,20 @@ def build_method(case: Case, method: str, targets: list[str], rank: int) -> nn.M
     return M.build(method, model, options)
 
 
-def _median_ms(run: Callable[[], None], steps: int, warmup: int, device: torch.device, label: str) -> float:
-    times = []
+def _median_ms(runs: dict[str, Callable[[], None]], steps: int, warmup: int, device: torch.device,
+               label: str) -> dict[str, float]:
+    """Median ms of each run over `steps` after `warmup`; several runs take their steps in turn, so that a machine
+    getting busier or quieter during the measurement slows them alike (ratios between them stay fair)."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for i in tqdm(range(warmup + steps), desc=label, leave=False):
-        synchronize(device)
-        start = time.perf_counter()
-        run()
-        synchronize(device)
-        if i >= warmup:
-            times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        for name, run in runs.items():
+            synchronize(device)
+            start = time.perf_counter()
+            run()
+            synchronize(device)
+            if i >= warmup:
+                times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def time_training(case: Case, model: nn.Module, device: torch.device, steps: int, warmup: int,
@@ -132,7 +138,7 @@ def time_training(case: Case, model: nn.Module, device: torch.device, steps: int
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    ms = _median_ms(step, steps, warmup, device, label)
+    ms = _median_ms({label: step}, steps, warmup, device, label)[label]
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     return ms, peak
 
@@ -144,41 +150,48 @@ def merged(method: str, model: nn.Module) -> nn.Module:
     return model.merge_and_unload()
 
 
-def time_inference(case: Case, model: nn.Module, device: torch.device, steps: int, warmup: int,
-                   label: str) -> float:
+def time_inference(case: Case, models: dict[str, nn.Module], device: torch.device, steps: int, warmup: int,
+                   label: str) -> dict[str, float]:
+    """Median ms of an inference forward (eval, no grad) of each model, the models taking their steps in turn."""
     x, y = case.batch(device)
-    model.eval()
 
-    def step() -> None:
-        with torch.no_grad(), autocast(device):
-            case.loss(model, x, y)
+    def forward(model: nn.Module) -> Callable[[], None]:
+        def step() -> None:
+            with torch.no_grad(), autocast(device):
+                case.loss(model, x, y)
+        return step
 
-    return _median_ms(step, steps, warmup, device, label)
+    return _median_ms({name: forward(model.eval()) for name, model in models.items()}, steps, warmup, device, label)
 
 
 def measure(case: Case, methods: list[str], targets: str, rank: int, device: torch.device, steps: int,
             warmup: int, compile_model: bool) -> dict[str, dict[str, Any]]:
+    """Train steps one method at a time; then unmerged inference of the adapter methods, and merged inference with
+    the base model, each group timed in turn (the trained models wait on the CPU meanwhile)."""
     rows: dict[str, dict[str, Any]] = {}
-    base_ms = None
+    kept: dict[str, nn.Module] = {}
     for method in methods:
         model = build_method(case, method, case.targets[targets], rank).to(device)
         trainable = neat_core.trainable_parameters(model)
         ms, peak = time_training(case, model, device, steps, warmup, compile_model, f"{method} train")
-        row = {"step_ms": ms, "peak_mib": peak, "trainable_params": trainable}
+        rows[method] = {"step_ms": ms, "peak_mib": peak, "trainable_params": trainable}
         if method in ADAPTERS:
-            row["unmerged_inference_ms"] = time_inference(case, model, device, steps, warmup, f"{method} unmerged")
-        if method in MERGEABLE:
-            if base_ms is None:
-                base = build_method(case, "floor", [], rank).to(device)
-                base_ms = time_inference(case, base, device, steps, warmup, "base inference")
-                del base
-            plain = merged(method, model)
-            row["merged_inference_ms"] = time_inference(case, plain, device, steps, warmup, f"{method} merged")
-            row["merged_over_base"] = row["merged_inference_ms"] / base_ms
-        rows[method] = row
+            kept[method] = model.cpu()
         del model
         if device.type == "cuda":
             torch.cuda.empty_cache()
+    if not kept:
+        return rows
+    unmerged = {method: model.to(device) for method, model in kept.items()}
+    for method, ms in time_inference(case, unmerged, device, steps, warmup, "unmerged inference").items():
+        rows[method]["unmerged_inference_ms"] = ms
+    plain = {method: merged(method, model) for method, model in unmerged.items() if method in MERGEABLE}
+    if plain:
+        base = build_method(case, "floor", [], rank).to(device)
+        times = time_inference(case, {"base": base, **plain}, device, steps, warmup, "merged inference")
+        for method in plain:
+            rows[method]["merged_inference_ms"] = times[method]
+            rows[method]["merged_over_base"] = times[method] / times["base"]
     return rows
 
 
