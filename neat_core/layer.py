@@ -14,7 +14,7 @@ torch.compile at inference) materialized when the tokens in the batch make the t
 than building dW, i.e. when tokens * (in + S*D) > in * S*D.
 
 Inference cache: when the factors need no autograd graph (grad mode off, or nothing they are computed from
-requires grad) and the forward is not being compiled, what the chosen path needs of an adapter -- the factors,
+requires grad) and the forward is not being compiled or traced, what the chosen path needs of an adapter -- the factors,
 or W + dW on the materialized path -- is computed once and kept per adapter name, until the base weight, one of
 the adapter's parameters (object, storage, version counter, dtype, device), the adapter's settings or the
 compute dtype change. In-place updates (optimizer steps, `load_state_dict`, `load_adapter`, merge / unmerge)
@@ -297,9 +297,9 @@ class NeatLinear(nn.Module):
     # --- inference cache ------------------------------------------------------------------------
     def caches(self, name: str) -> bool:
         """Whether the forward keeps what adapter `name` needs between calls: only when no autograd graph of it is
-        needed (grad mode off, or neither the base weight nor the adapter requires grad) and torch.compile is not
-        tracing (the cache stays out of compiled graphs)."""
-        if torch.compiler.is_compiling():
+        needed (grad mode off, or neither the base weight nor the adapter requires grad) and neither torch.compile
+        nor torch.jit.trace is tracing (the cache stays out of their graphs: no stale constants)."""
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():
             return False
         return not (torch.is_grad_enabled() and (self.base_layer.weight.requires_grad
                                                  or any(p.requires_grad for p in self.neat[name].parameters())))

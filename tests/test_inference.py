@@ -400,3 +400,14 @@ def test_unusual_but_valid_names_work(x):
     assert "blocks.0.qkv.neat.pets-r8.A" in model.state_dict()
     with neat_core.adapters_per_sample(model, ["pets-r8", "Task A", "ключ", "__base__"]):
         assert infer(model, x).shape == (4, 5, 3)
+
+
+def test_a_trace_records_the_weight_network_not_cached_constants(x):
+    model = two_adapters()
+    infer(model, x)  # the cache is full when tracing starts
+    with torch.no_grad():
+        traced = torch.jit.trace(model, x)
+    randomize_adapters(model, seed=11)  # in place: the traced module shares the parameters
+    with torch.no_grad():
+        assert (traced(x) - model(x)).abs().max() < 1e-5
+        assert (traced(x) - fresh(model, x)).abs().max() < 1e-5
