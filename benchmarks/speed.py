@@ -1,11 +1,14 @@
-"""`python -m benchmarks.speed`: train-step time, peak memory and merged-inference speed of every method.
+"""`python -m benchmarks.speed`: train-step time, peak memory, unmerged and merged inference of every method.
 
 For each method on the same targets and rank (random weights: speed does not depend on them) it measures the
-median train step (forward + backward + AdamW) over `--steps` steps after `--warmup`, the peak GPU memory, and
-for the methods that merge, inference throughput after merging against the base model. "floor" freezes every
-weight and makes the input require grad: the backward no adapter method can avoid. Ratios NEAT/LoRA,
-NEAT/PEANuT and NEAT/floor come from the same run. On a machine without CUDA the defaults shrink to a tiny
-model so that the whole table runs in seconds (a pipeline check, not a measurement to quote).
+median train step (forward + backward + AdamW) over `--steps` steps after `--warmup`, the peak GPU memory, for the
+adapter methods the median unmerged inference forward (eval, no grad: NEAT from its cached factors), and for the
+methods that merge, inference after merging against the base model. "floor" freezes every weight and makes the
+input require grad: the backward no adapter method can avoid. Ratios NEAT/LoRA, NEAT/PEANuT, NEAT/floor and
+unmerged NEAT/unmerged LoRA inference come from the same run; the inference forwards of all methods are timed in
+turn (one step of each, then the next round), so that a shared machine's load changes hit them alike. On a
+machine without CUDA the defaults shrink to a tiny model so that the whole table runs in seconds (a pipeline
+check, not a measurement to quote).
 """
 
 from __future__ import annotations
@@ -24,13 +27,16 @@ TARGET_CHOICES = ("all", "qkv")   # timing.VISION_TARGETS / LLM_TARGETS
 
 def table(rows: dict[str, dict[str, Any]]) -> str:
     floor = rows.get("floor", {}).get("step_ms")
-    lines = ["| method | trainable params | train step ms | vs floor | peak MiB | merged inference vs base |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| method | trainable params | train step ms | vs floor | peak MiB | unmerged inference ms | "
+             "merged inference vs base |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for method, r in rows.items():
         vs = f"{r['step_ms'] / floor:.2f}x" if floor else "—"
         peak = f"{r['peak_mib']:.0f}" if r["peak_mib"] is not None else "—"
+        unmerged = f"{r['unmerged_inference_ms']:.1f}" if "unmerged_inference_ms" in r else "—"
         inf = f"{r['merged_over_base']:.3f}x" if "merged_over_base" in r else "—"
-        lines.append(f"| {method} | {r['trainable_params']:,} | {r['step_ms']:.1f} | {vs} | {peak} | {inf} |")
+        lines.append(f"| {method} | {r['trainable_params']:,} | {r['step_ms']:.1f} | {vs} | {peak} | {unmerged} | "
+                     f"{inf} |")
     return "\n".join(lines)
 
 

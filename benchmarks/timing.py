@@ -1,5 +1,5 @@
 """What benchmarks.speed measures: the models to time (a timm ViT or LLaMA-shaped decoder layers), every
-method built on the same targets and rank, the median train step, peak memory and merged inference."""
+method built on the same targets and rank, the median train step, peak memory, unmerged and merged inference."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from . import methods as M
 from .train import autocast, synchronize
 
 MERGEABLE = {"neat", "lora", "peanut", "dora"}
+ADAPTERS = MERGEABLE | {"fourierft"}  # methods with an unmerged adapter forward to time
 # --targets -> module-name suffixes, per case
 VISION_TARGETS = {"qkv": ["attn.qkv"], "all": ["attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"]}
 LLM_TARGETS = {"qkv": ["q_proj", "k_proj", "v_proj"],
@@ -85,16 +86,20 @@ def build_method(case: Case, method: str, targets: list[str], rank: int) -> nn.M
     return M.build(method, model, options)
 
 
-def _median_ms(run: Callable[[], None], steps: int, warmup: int, device: torch.device, label: str) -> float:
-    times = []
+def _median_ms(runs: dict[str, Callable[[], None]], steps: int, warmup: int, device: torch.device,
+               label: str) -> dict[str, float]:
+    """Median ms of each run over `steps` after `warmup`; several runs take their steps in turn, so that a machine
+    getting busier or quieter during the measurement slows them alike (ratios between them stay fair)."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for i in tqdm(range(warmup + steps), desc=label, leave=False):
-        synchronize(device)
-        start = time.perf_counter()
-        run()
-        synchronize(device)
-        if i >= warmup:
-            times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        for name, run in runs.items():
+            synchronize(device)
+            start = time.perf_counter()
+            run()
+            synchronize(device)
+            if i >= warmup:
+                times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def time_training(case: Case, model: nn.Module, device: torch.device, steps: int, warmup: int,
@@ -118,7 +123,7 @@ def time_training(case: Case, model: nn.Module, device: torch.device, steps: int
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    ms = _median_ms(step, steps, warmup, device, label)
+    ms = _median_ms({label: step}, steps, warmup, device, label)[label]
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     return ms, peak
 
@@ -130,48 +135,60 @@ def merged(method: str, model: nn.Module) -> nn.Module:
     return model.merge_and_unload()
 
 
-def time_inference(case: Case, model: nn.Module, device: torch.device, steps: int, warmup: int,
-                   label: str) -> float:
+def time_inference(case: Case, models: dict[str, nn.Module], device: torch.device, steps: int, warmup: int,
+                   label: str) -> dict[str, float]:
+    """Median ms of an inference forward (eval, no grad) of each model, the models taking their steps in turn."""
     x, y = case.batch(device)
-    model.eval()
 
-    def step() -> None:
-        with torch.no_grad(), autocast(device):
-            case.loss(model, x, y)
+    def forward(model: nn.Module) -> Callable[[], None]:
+        def step() -> None:
+            with torch.no_grad(), autocast(device):
+                case.loss(model, x, y)
+        return step
 
-    return _median_ms(step, steps, warmup, device, label)
+    return _median_ms({name: forward(model.eval()) for name, model in models.items()}, steps, warmup, device, label)
 
 
 def measure(case: Case, methods: list[str], targets: str, rank: int, device: torch.device, steps: int,
             warmup: int, compile_model: bool) -> dict[str, dict[str, Any]]:
+    """Train steps one method at a time; then unmerged inference of the adapter methods, and merged inference with
+    the base model, each group timed in turn (the trained models wait on the CPU meanwhile)."""
     rows: dict[str, dict[str, Any]] = {}
-    base_ms = None
+    kept: dict[str, nn.Module] = {}
     for method in methods:
         model = build_method(case, method, case.targets[targets], rank).to(device)
         trainable = neat_core.trainable_parameters(model)
         ms, peak = time_training(case, model, device, steps, warmup, compile_model, f"{method} train")
-        row = {"step_ms": ms, "peak_mib": peak, "trainable_params": trainable}
-        if method in MERGEABLE:
-            if base_ms is None:
-                base = build_method(case, "floor", [], rank).to(device)
-                base_ms = time_inference(case, base, device, steps, warmup, "base inference")
-                del base
-            plain = merged(method, model)
-            row["merged_inference_ms"] = time_inference(case, plain, device, steps, warmup, f"{method} merged")
-            row["merged_over_base"] = row["merged_inference_ms"] / base_ms
-        rows[method] = row
+        rows[method] = {"step_ms": ms, "peak_mib": peak, "trainable_params": trainable}
+        if method in ADAPTERS:
+            kept[method] = model.cpu()
         del model
         if device.type == "cuda":
             torch.cuda.empty_cache()
+    if not kept:
+        return rows
+    unmerged = {method: model.to(device) for method, model in kept.items()}
+    for method, ms in time_inference(case, unmerged, device, steps, warmup, "unmerged inference").items():
+        rows[method]["unmerged_inference_ms"] = ms
+    plain = {method: merged(method, model) for method, model in unmerged.items() if method in MERGEABLE}
+    if plain:
+        base = build_method(case, "floor", [], rank).to(device)
+        times = time_inference(case, {"base": base, **plain}, device, steps, warmup, "merged inference")
+        for method in plain:
+            rows[method]["merged_inference_ms"] = times[method]
+            rows[method]["merged_over_base"] = times[method] / times["base"]
     return rows
 
 
 def ratios(rows: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """NEAT's train step over the references measured in the same run."""
+    """NEAT's train step, peak memory and unmerged inference over the references measured in the same run."""
     if "neat" not in rows:
         return {}
     neat = rows["neat"]["step_ms"]
     found = {f"neat_over_{ref}": neat / rows[ref]["step_ms"] for ref in ("lora", "peanut", "floor") if ref in rows}
     if "lora" in rows and rows["neat"]["peak_mib"] is not None:
         found["neat_peak_over_lora_peak"] = rows["neat"]["peak_mib"] / rows["lora"]["peak_mib"]
+    if "lora" in rows:
+        found["neat_unmerged_over_lora_unmerged"] = (rows["neat"]["unmerged_inference_ms"]
+                                                     / rows["lora"]["unmerged_inference_ms"])
     return found

@@ -18,8 +18,8 @@ def top_k(probs: torch.Tensor, labels: list[str], k: int = TOP_K) -> pd.DataFram
 
 
 def stats(classifier: Classifier, latency_ms: float) -> str:
-    return (f"**{classifier.method}** · latency **{latency_ms:.1f} ms** (best of {classifier.repeats}, batch 1, "
-            f"{_device(classifier)}) · "
+    return (f"**{classifier.method}** · {'merged' if classifier.merged else 'unmerged'} · latency "
+            f"**{latency_ms:.1f} ms** (best of {classifier.repeats}, batch 1, {_device(classifier)}) · "
             f"**{classifier.trainable:,}** trainable parameters (adapter + head)")
 
 

@@ -51,9 +51,18 @@ class Classifier:
     trainable: int
     repeats: int = TIMED_RUNS
 
+    @property
+    def merged(self) -> bool:
+        """Whether the adapter runs written into the base weights (else beside them, as when serving several)."""
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        return any(layer.merged_adapter is not None for _, layer in neat_core.neat_layers(self.model)) or any(
+            module.merged for module in self.model.modules() if isinstance(module, BaseTunerLayer))
+
     def __call__(self, raw: Any) -> tuple[torch.Tensor, float]:
         """Class probabilities for `raw` and the forward pass's latency in milliseconds: the best of `repeats`
-        timed runs after an untimed one (start-up costs and a busy machine's stalls do not count)."""
+        timed runs after an untimed one (start-up costs and a busy machine's stalls do not count; an unmerged NEAT
+        model computes its factors in that first run and reuses them, see NeatLinear's inference cache)."""
         inputs = self.prepare(raw)
         times = []
         with torch.inference_mode():

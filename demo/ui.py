@@ -27,7 +27,9 @@ TEXT_EXAMPLES = ["A gripping, beautifully acted film.", "Dull, far too long and 
 INTRO = """# NEAT vs LoRA
 NEAT adapts a frozen weight with a small network of the weight itself (ΔW = σ(W₀A)B); LoRA learns ΔW = BA.
 Pick a base model and one adapter of each kind (local folders or Hugging Face Hub ids), then compare their
-top-5 predictions, latency and trainable parameters."""
+top-5 predictions, latency and trainable parameters. Both run unmerged, beside the frozen weights as when serving
+several adapters; NEAT evaluates its weight network once and reuses the result (its inference cache), so each
+forward costs what LoRA's does."""
 
 
 def _failure(message: str, with_preview: bool) -> tuple:

@@ -9,6 +9,7 @@ from .config import NeatConfig
 from .inject import (
     active_adapter,
     adapter_configs,
+    adapters_per_sample,
     base_state_dict,
     delete_adapter,
     disabled,
@@ -30,7 +31,7 @@ from .network import ACTIVATIONS, NeatNetwork
 
 __all__ = [
     "ACTIVATIONS", "AdapterNotFoundError", "HubUnreachableError", "NeatConfig", "NeatLinear", "NeatNetwork",
-    "active_adapter", "adapter_configs", "base_state_dict", "delete_adapter", "disabled", "from_peft", "inject",
-    "load_adapter", "merge", "merge_and_unload", "neat_layers", "push_to_hub", "read_adapter", "resolve_adapter",
-    "save_adapter", "set_adapter", "to_peft", "trainable_parameters", "to_lora", "unmerge",
+    "active_adapter", "adapter_configs", "adapters_per_sample", "base_state_dict", "delete_adapter", "disabled",
+    "from_peft", "inject", "load_adapter", "merge", "merge_and_unload", "neat_layers", "push_to_hub", "read_adapter",
+    "resolve_adapter", "save_adapter", "set_adapter", "to_peft", "trainable_parameters", "to_lora", "unmerge",
 ]

@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 import re
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from .config import NeatConfig
-from .layer import NeatLinear, SliceSpec, is_adaptable, layer_features
+from .layer import NO_ADAPTER, NeatLinear, SampleAdapters, SliceSpec, adapter_name_error, is_adaptable, layer_features
 
 _REGEX_CHARS = set("^$*+?[](){}|\\")
 CONFIGS_ATTR = "neat_configs"  # model attribute: {adapter name: NeatConfig}
@@ -191,6 +191,9 @@ def inject(model: nn.Module, config: NeatConfig, adapter: str = "default") -> nn
     else except `config.modules_to_save`. Returns the same model object."""
     if not isinstance(config, NeatConfig):
         raise TypeError(f"inject expects a NeatConfig, got {type(config).__name__}.")
+    error = adapter_name_error(adapter)
+    if error is not None:
+        raise error
     configs = adapter_configs(model)
     if adapter in configs:
         raise ValueError(f"Adapter {adapter!r} already exists on this model; choose another name or call "
@@ -262,6 +265,42 @@ def disabled(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for layer, flag in zip(layers, previous):
             layer.disabled = flag
+
+
+@contextlib.contextmanager
+def adapters_per_sample(model: nn.Module, adapters: Sequence[str]) -> Iterator[nn.Module]:
+    """Inside the block, sample i of every batch uses adapter `adapters[i]` (`"__base__"`: the base model alone),
+    whatever the active adapter; for inference (`model.eval()`, or no grad), on unmerged adapters.
+
+    Works for any model, timm or transformers (`model(x)`, `model(**inputs)`, `model.generate(...)`): each NEAT
+    layer runs its base once for the whole batch (its input's first dimension must be the samples) and adds each
+    adapter's update to that adapter's samples. A layer without a sample's adapter gives that sample the base.
+    Modules outside the NEAT layers (a head in `modules_to_save`) are shared by all samples.
+    """
+    if (isinstance(adapters, str) or not isinstance(adapters, Sequence) or not adapters
+            or not all(isinstance(a, str) for a in adapters)):
+        raise ValueError(f"adapters_per_sample takes a list with one adapter name per sample (e.g. ['a', 'b', "
+                         f"'{NO_ADAPTER}']), got {adapters!r}.")
+    known = adapter_configs(model)
+    unknown = sorted(set(adapters) - set(known) - {NO_ADAPTER})
+    if unknown:
+        raise ValueError(f"Unknown adapter name(s) in adapters_per_sample: {', '.join(map(repr, unknown))}; this model "
+                         f"has {', '.join(map(repr, sorted(known))) or 'no adapters'} (and {NO_ADAPTER!r} for the "
+                         "base model alone).")
+    layers = list(neat_layers(model))
+    merged = sorted({layer.merged_adapter for _, layer in layers if layer.merged_adapter is not None})
+    if merged:
+        raise ValueError(f"adapters_per_sample needs unmerged adapters, but {', '.join(map(repr, merged))} is "
+                         "merged; call neat_core.unmerge(model) first.")
+    choice = SampleAdapters(tuple(adapters))
+    previous = [layer.sample_adapters for _, layer in layers]  # an enclosing block's choice
+    for name, layer in layers:
+        layer.set_sample_adapters(choice, name)
+    try:
+        yield model
+    finally:
+        for (name, layer), before in zip(layers, previous):
+            layer.set_sample_adapters(before, name)
 
 
 # --- merging ------------------------------------------------------------------------------------

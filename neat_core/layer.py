@@ -8,9 +8,22 @@ For one adapted weight slice W_s (D x in, torch layout) the network gives two fa
 
 so the forward never needs dW itself (the "factored" path). The "materialized" path builds
 W + dW once and runs one `F.linear`. Rule used by compute="auto" (`uses_materialized`): factored whenever
-autograd is recording (training: the materialized path would need a full out x in weight gradient),
-otherwise materialized when the tokens in the batch make the two skinny products dearer than building
-dW, i.e. when tokens * (in + S*D) > in * S*D.
+autograd is recording (training: the materialized path would need a full out x in weight gradient) or the
+factors can be cached (see below: the forward then costs LoRA's two skinny products); otherwise (inside
+torch.compile at inference) materialized when the tokens in the batch make the two skinny products dearer
+than building dW, i.e. when tokens * (in + S*D) > in * S*D.
+
+Inference cache: when the factors need no autograd graph (grad mode off, or nothing they are computed from
+requires grad) and the forward is not being compiled or traced, what the chosen path needs of an adapter -- the factors,
+or W + dW on the materialized path -- is computed once and kept per adapter name, until the base weight, one of
+the adapter's parameters (object, storage, version counter, dtype, device), the adapter's settings or the
+compute dtype change. In-place updates (optimizer steps, `load_state_dict`, `load_adapter`, merge / unmerge)
+bump version counters; `.to()` moves storage; so no stale factor is ever used. Writes through `tensor.data`
+bypass version counters, as they bypass autograd: call `clear_cache()` after such writes.
+
+Several adapters in one batch (`neat_core.adapters_per_sample`): with a `SampleAdapters` choice set, the base
+runs once for the whole batch (first dimension = samples) and each adapter's update is added to its samples'
+rows; "__base__" (PEFT's name) leaves a sample's rows to the base.
 
 Besides `nn.Linear`, NeatLinear wraps Hugging Face's `Conv1D` (GPT-2's c_attn, c_proj, ...), recognised by
 duck typing (class name "Conv1D" with `nf`/`nx` attributes) so that neat_core never imports transformers. Its
@@ -70,11 +83,57 @@ class AdapterSettings:
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 BASE = "base_layer."
 ADAPTERS = "neat."
+NO_ADAPTER = "__base__"  # a sample's adapter name meaning "the base layer alone" (PEFT's adapter_names name)
+_RESERVED = frozenset(dir(nn.ModuleDict())) | {NO_ADAPTER}  # methods and instance attributes
+
+
+def adapter_name_error(name: object) -> ValueError | None:
+    """Why `name` cannot name an adapter (None when it can): adapters are keys of an `nn.ModuleDict` and parts of
+    state-dict keys (`<layer>.neat.<adapter>.<param>`)."""
+    if isinstance(name, str) and name and "." not in name and name not in _RESERVED:
+        return None
+    return ValueError(
+        f"{name!r} cannot name a NEAT adapter: use a non-empty string without '.' that is not {NO_ADAPTER!r} (the "
+        "base model in adapters_per_sample) and not an attribute of torch's nn.ModuleDict (such as 'keys', "
+        "'items', 'values', 'update', 'pop', 'forward', 'training'); e.g. 'default', 'task_a', 'pets-r8'.")
+
+
+class SampleAdapters:
+    """A per-sample adapter choice for one batch: `names[i]` for sample i (NO_ADAPTER: the base alone)."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        rows: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            rows.setdefault(name, []).append(i)
+        # contiguous groups as slices (views, no copies); others as index lists
+        self._rows = {name: slice(r[0], r[-1] + 1) if r[-1] - r[0] + 1 == len(r) else r for name, r in rows.items()}
+        self._on_device: dict[torch.device, dict[str, slice | torch.Tensor]] = {}
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def rows(self, device: torch.device) -> dict[str, slice | torch.Tensor]:
+        """{adapter name: the rows of its samples}, index tensors made once per device."""
+        found = self._on_device.get(device)
+        if found is None:
+            found = {name: r if isinstance(r, slice) else torch.tensor(r, device=device)
+                     for name, r in self._rows.items()}
+            self._on_device[device] = found
+        return found
 
 
 def adapter_dtype(weight_dtype: torch.dtype) -> torch.dtype:
     """Adapter parameters stay fp32 on a half-precision base; otherwise they follow the base."""
     return torch.float32 if weight_dtype in HALF_DTYPES else weight_dtype
+
+
+def _fingerprint(tensors: tuple[torch.Tensor, ...]) -> tuple | None:
+    """What tells whether `tensors` still hold the same values, without reading them: storage address, version
+    counter, dtype and device of each; None for inference tensors (they have no version counter)."""
+    if any(t.is_inference() for t in tensors):
+        return None
+    return tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
 
 
 def merged_training_error(adapter: str) -> RuntimeError:
@@ -146,6 +205,10 @@ class NeatLinear(nn.Module):
         self._cast_weight: torch.Tensor | None = None  # compute-dtype copy of the frozen weight
         self._cast_key: tuple | None = None
         self._merge_after_load: bool = False
+        # adapter name -> (key, source tensors, what the forward needs); see the module docstring
+        self._inference_cache: dict[str, tuple[tuple, tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]] = {}
+        self.sample_adapters: SampleAdapters | None = None  # set by neat_core.adapters_per_sample
+        self._where = ""  # this layer's name in the model, for messages (set with sample_adapters)
         self.register_state_dict_post_hook(_state_dict_under_original_names)
         self.register_load_state_dict_pre_hook(_load_from_original_names)
         self.register_load_state_dict_post_hook(_merge_again_after_load)
@@ -165,6 +228,9 @@ class NeatLinear(nn.Module):
 
     # --- adapters ---------------------------------------------------------------------------
     def add_adapter(self, name: str, config: NeatConfig, slices: SliceSpec = SliceSpec()) -> None:
+        error = adapter_name_error(name)
+        if error is not None:
+            raise error
         if self.out_features % slices.num_blocks:
             raise ValueError(f"out_features={self.out_features} is not divisible into {slices.num_blocks} blocks.")
         shapes = network_shapes(self.in_features, self.out_features, config, slices)
@@ -179,6 +245,7 @@ class NeatLinear(nn.Module):
             raise ValueError(f"Adapter {name!r} is merged; call neat_core.unmerge(model) before deleting it.")
         del self.neat[name]
         del self.settings[name]
+        self._inference_cache.pop(name, None)
         if self.active_adapter == name:
             self.active_adapter = None
 
@@ -212,10 +279,12 @@ class NeatLinear(nn.Module):
         return self.updated_weight(name, weight) - weight
 
     def uses_materialized(self, x: torch.Tensor, name: str) -> bool:
+        """Whether the forward of adapter `name` on `x` runs x (W + dW)^T (else the factored x P Q); see the module
+        docstring for compute="auto"."""
         compute = self.settings[name].compute
         if compute != "auto":
             return compute == "materialized"
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or self.caches(name):
             return False
         slices = self.settings[name].slices
         out = self.out_features * len(slices.blocks) // slices.num_blocks
@@ -225,33 +294,111 @@ class NeatLinear(nn.Module):
     def _unmerged_weight(self) -> torch.Tensor:
         return self.torch_layout(self.base_layer.weight if self._original_weight is None else self._original_weight)
 
+    # --- inference cache ------------------------------------------------------------------------
+    def caches(self, name: str) -> bool:
+        """Whether the forward keeps what adapter `name` needs between calls: only when no autograd graph of it is
+        needed (grad mode off, or neither the base weight nor the adapter requires grad) and neither torch.compile
+        nor torch.jit.trace is tracing (the cache stays out of their graphs: no stale constants)."""
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():
+            return False
+        return not (torch.is_grad_enabled() and (self.base_layer.weight.requires_grad
+                                                 or any(p.requires_grad for p in self.neat[name].parameters())))
+
+    def clear_cache(self) -> None:
+        """Drop the cached factors (needed only after writes through `tensor.data`, which no version counter sees)."""
+        self._inference_cache = {}
+
+    def _path_tensors(self, x: torch.Tensor, name: str) -> tuple[bool, tuple[torch.Tensor, ...]]:
+        """(materialized, what that path needs in the compute dtype): (W + dW,), or (down (S*r, in), up (S*r, S*D))
+        for the factored x down^T up. Taken from the cache while its key still holds."""
+        materialized = self.uses_materialized(x, name)
+        if not self.caches(name):
+            return materialized, self._build_path(name, self._compute_weight(x), materialized)
+        sources = (self.base_layer.weight, *self.neat[name].parameters())
+        fingerprint = _fingerprint(sources)
+        key = (materialized, self._compute_dtype(x), self.settings[name], fingerprint)
+        entry = self._inference_cache.get(name)
+        if (fingerprint is not None and entry is not None and entry[0] == key
+                and all(a is b for a, b in zip(entry[1], sources))):
+            return materialized, entry[2]
+        with torch.inference_mode(False), torch.no_grad():  # plain tensors without a graph, usable in any mode
+            built = self._build_path(name, self._compute_weight(x), materialized)
+        if fingerprint is not None:
+            self._inference_cache[name] = (key, sources, built)
+        return materialized, built
+
+    def _build_path(self, name: str, weight: torch.Tensor, materialized: bool) -> tuple[torch.Tensor, ...]:
+        if materialized:
+            return (self.updated_weight(name, weight),)
+        p, q = self._factors(name, weight)
+        # P laid out as F.linear's (S*r, in) weight, so that in training its gradient is grad^T @ x (the fast GEMM
+        # layout), not x^T @ grad; Q of every slice on the block diagonal, so that all slices run in one product
+        down = p.transpose(1, 2).reshape(-1, self.in_features).contiguous()
+        return down, torch.block_diag(*(q * self.settings[name].scale))
+
     # --- forward --------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.sample_adapters is not None:
+            return self._per_sample_forward(x)
         if self.merged_adapter is not None:
             return self._merged_forward(x)
         name = self.active_adapter
         if self.disabled or name is None:
             return self.base_layer(x)
-        weight = self._compute_weight(x)
-        if self.uses_materialized(x, name):
-            return F.linear(x, self.updated_weight(name, weight), self.base_layer.bias)
-        spec = self.settings[name]
-        p, q = self._factors(name, weight)
-        # (..., S*r): one skinny product for all slices, with P laid out as F.linear's (S*r, in) weight so that
-        # its gradient is grad^T @ x (the fast GEMM layout), not x^T @ grad
-        low = F.linear(x, p.transpose(1, 2).reshape(-1, self.in_features).contiguous())
-        update = low @ torch.block_diag(*(q * spec.scale))  # (..., S*D)
-        y = self.base_layer(x)  # a fresh tensor that autograd does not keep: safe to add into in place
-        if spec.slices.whole:
+        return self._adapted(x, name)
+
+    def _adapted(self, x: torch.Tensor, name: str, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The base layer's output for x plus adapter `name`'s update. `y`: the base output of x if computed already;
+        the update is added into it in place (like into the fresh base output: autograd does not keep either)."""
+        materialized, tensors = self._path_tensors(x, name)
+        if materialized:
+            return F.linear(x, tensors[0], self.base_layer.bias)
+        down, up = tensors
+        update = F.linear(x, down) @ up  # (..., S*D): one pair of skinny products for all slices
+        y = self.base_layer(x) if y is None else y
+        slices = self.settings[name].slices
+        if slices.whole:
             return y.add_(update)
-        blocks = y.unflatten(-1, (spec.slices.num_blocks, -1))  # a view: adding into it adds into y
-        parts = update.unflatten(-1, (len(spec.slices.blocks), -1))
-        index = spec.slices.index
+        blocks = y.unflatten(-1, (slices.num_blocks, -1))  # a view: adding into it adds into y
+        parts = update.unflatten(-1, (len(slices.blocks), -1))
+        index = slices.index
         if isinstance(index, slice):
             blocks[..., index, :].add_(parts)
         else:
             for k, block in enumerate(index):
                 blocks[..., block, :].add_(parts[..., k, :])
+        return y
+
+    def set_sample_adapters(self, choice: SampleAdapters | None, where: str = "") -> None:
+        """Use `choice` (one adapter name per sample) in the forward, None to stop; `where`: this layer's name."""
+        self.sample_adapters, self._where = choice, where
+
+    def _per_sample_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The base once for the whole batch, then each adapter's update on its samples' rows."""
+        choice = self.sample_adapters
+        if self.merged_adapter is not None:
+            raise ValueError(f"adapters_per_sample needs unmerged adapters, but adapter {self.merged_adapter!r} is "
+                             f"merged into NEAT layer {self._where}; call neat_core.unmerge(model) first.")
+        if self.training and torch.is_grad_enabled():
+            raise ValueError(f"adapters_per_sample is for inference, but NEAT layer {self._where} is in training mode "
+                             "with autograd on; call model.eval() or run under torch.no_grad() / "
+                             "torch.inference_mode().")
+        if x.dim() < 2 or x.shape[0] != len(choice):
+            raise ValueError(f"adapters_per_sample has {len(choice)} adapter names, but NEAT layer {self._where} gets "
+                             f"an input of shape {tuple(x.shape)}, whose first dimension should be the {len(choice)} "
+                             "samples. Give one name per sample of the batch; models that fold more into the first "
+                             "dimension (Swin's attention windows, beam search) are not supported.")
+        if self.disabled:
+            return self.base_layer(x)
+        groups = [(name, rows) for name, rows in choice.rows(x.device).items() if name in self.neat]
+        if len(groups) == 1 and groups[0][1] == slice(0, len(choice)):  # one adapter for the whole batch
+            return self._adapted(x, groups[0][0])
+        y = self.base_layer(x)
+        for name, rows in groups:
+            part = y[rows]  # a view for a slice, a copy for an index tensor
+            out = self._adapted(x[rows], name, part)
+            if out is not part or not isinstance(rows, slice):
+                y[rows] = out
         return y
 
     def _merged_forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -270,8 +417,7 @@ class NeatLinear(nn.Module):
         weight is not re-cast to bf16 at every step; a weight that trains is cast afresh to keep its gradient.
         """
         stored = self.base_layer.weight
-        device = x.device.type
-        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+        dtype = self._compute_dtype(x)
         if stored.dtype == dtype:
             return self.torch_layout(stored)
         if stored.requires_grad or torch.compiler.is_compiling():
@@ -280,6 +426,11 @@ class NeatLinear(nn.Module):
         if self._cast_key != key:
             self._cast_weight, self._cast_key = self.torch_layout(stored).detach().to(dtype), key
         return self._cast_weight
+
+    @staticmethod
+    def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+        device = x.device.type
+        return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
 
     # --- merge ----------------------------------------------------------------------------------
     def merged_weight(self) -> torch.Tensor:
@@ -297,6 +448,7 @@ class NeatLinear(nn.Module):
         with torch.no_grad():
             weight.copy_(new_weight)
         self.merged_adapter = self.active_adapter
+        self.clear_cache()  # a merged layer reads no factors (and unmerging changes the weight's version)
 
     def unmerge(self) -> None:
         if self.merged_adapter is None:
@@ -311,12 +463,20 @@ class NeatLinear(nn.Module):
         """`.to()`, `.half()`, `.cuda()`...: the base follows; the adapters follow device moves and casts to fp32 or
         fp64, but stay fp32 when the target is fp16/bf16 (they are never rounded through half precision)."""
         self._cast_weight = self._cast_key = None
+        self.clear_cache()
         target = _cast_target(fn, self.base_layer.weight)
         if not recurse or target is None or target.dtype not in HALF_DTYPES:
             return super()._apply(fn, recurse)
         self.neat._apply(functools.partial(_move_keeping_fp32, fn))
         self.base_layer._apply(fn)
         return super()._apply(fn, recurse=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles and deep copies leave the caches behind (they are rebuilt on use)."""
+        return {**super().__getstate__(), **_transient()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__({**_transient(), **state})  # pickles written before an attribute existed still load
 
     def __prepare_scriptable__(self):
         raise RuntimeError("A model with NEAT layers cannot be compiled with torch.jit.script (NeatLinear's forward "
@@ -326,6 +486,11 @@ class NeatLinear(nn.Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"active_adapter={self.active_adapter!r}, merged={self.merged_adapter is not None}")
+
+
+def _transient() -> dict[str, Any]:
+    """What a pickle leaves out of a NeatLinear, fresh: the caches and a with-block's per-sample choice."""
+    return {"_inference_cache": {}, "_cast_weight": None, "_cast_key": None, "sample_adapters": None, "_where": ""}
 
 
 def _cast_target(fn, like: torch.Tensor) -> torch.Tensor | None:

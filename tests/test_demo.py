@@ -24,7 +24,7 @@ import neat_core  # noqa: E402
 import neat_text  # noqa: E402
 import neat_vision  # noqa: E402
 from demo.ui import EXAMPLES, build_app  # noqa: E402
-from demo.compare import top_k, verdict  # noqa: E402
+from demo.compare import stats, top_k, verdict  # noqa: E402
 from demo.models import MAKE_TEXT, Choice, load_pair, missing_message, saved_choice  # noqa: E402
 
 from conftest import randomize_adapters  # noqa: E402
@@ -140,8 +140,8 @@ def plot_rows(plot: dict) -> list[list]:
     return plot["data"]
 
 
-STATS = (r"^\*\*{}\*\* · latency \*\*\d+\.\d ms\*\* \(best of 5, batch 1, CPU\) · \*\*{}\*\* trainable parameters "
-         r"\(adapter \+ head\)$")
+STATS = (r"^\*\*{}\*\* · unmerged · latency \*\*\d+\.\d ms\*\* \(best of 5, batch 1, CPU\) · \*\*{}\*\* trainable "
+         r"parameters \(adapter \+ head\)$")
 
 
 # --- defaults -----------------------------------------------------------------------------------------
@@ -181,6 +181,27 @@ def test_example_image_gives_both_top5_plots_stats_and_verdict(client, choice):
     assert re.match(STATS.format("NEAT", "1,781"), neat_stats), neat_stats
     assert re.match(STATS.format("LoRA", "1,781"), lora_stats), lora_stats
     assert text == verdict(*expected)
+
+
+def test_neat_runs_unmerged_from_its_cached_factors_and_the_page_says_merged_or_unmerged(choice):
+    neat, lora = load_pair("image", choice)
+    image = Image.open(EXAMPLES / "digit_7.png").convert("RGB")
+    probs, _ = neat(image)
+    layers = [layer for _, layer in neat_core.neat_layers(neat.model)]
+    assert layers and all(set(layer._inference_cache) == {"default"} for layer in layers)
+    assert all(not t.requires_grad for layer in layers for t in layer._inference_cache["default"][2])
+    assert not neat.merged and not lora.merged
+    neat_core.merge(neat.model)
+    lora.model.merge_adapter()
+    try:
+        assert neat.merged and lora.merged
+        assert stats(neat, 1.0).startswith("**NEAT** · merged · latency **1.0 ms** (best of 5, batch 1, CPU)")
+        assert stats(lora, 2.0).startswith("**LoRA** · merged · latency **2.0 ms**")
+        assert (neat(image)[0] - probs).abs().max() < 1e-5
+    finally:
+        neat_core.unmerge(neat.model)
+        lora.model.unmerge_adapter()
+    assert not neat.merged and not lora.merged
 
 
 def test_verdict_wording():
@@ -318,8 +339,8 @@ def test_headless_chromium_uploads_an_image_and_sees_both_panels(server, tmp_pat
         browser.find_element(By.ID, "image-compare").click()
         wait.until(lambda b: "latency" in text("image-neat-stats") and "latency" in text("image-lora-stats"))
         for method in ("neat", "lora"):
-            assert re.match(r"^(NEAT|LoRA) · latency \d+\.\d ms \(best of 5, batch 1, CPU\) · 1,781 trainable "
-                            r"parameters",
+            assert re.match(r"^(NEAT|LoRA) · unmerged · latency \d+\.\d ms \(best of 5, batch 1, CPU\) · 1,781 "
+                            r"trainable parameters",
                             text(f"image-{method}-stats"))
             wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, f"#image-{method}-panel svg, "
                                                                   f"#image-{method}-panel canvas"))

@@ -135,12 +135,16 @@ def test_factored_and_materialized_paths_agree(orientation, slices, x):
     materialized.sum().backward()  # the materialized path trains too
 
 
-def test_auto_rule_factored_when_training_materialized_for_many_tokens_at_inference():
+def test_auto_rule_factored_when_training_or_cached_materialized_for_many_tokens_when_compiling(monkeypatch):
     model, _ = patched(targets=["qkv"])
     layer = model.blocks[0].qkv  # in 16, out 48
     few, many = torch.randn(2, 16), torch.randn(64, 16)
     assert not layer.uses_materialized(many, "default")  # grad recording: factored
     with torch.no_grad():
+        assert layer.caches("default")
+        assert not layer.uses_materialized(many, "default")  # cached factors: LoRA's two skinny products
+        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)  # inside torch.compile: no cache
+        assert not layer.caches("default")
         assert not layer.uses_materialized(few, "default")  # 2*(16+48) <= 16*48
         assert layer.uses_materialized(many, "default")  # 64*(16+48) > 16*48
 

@@ -37,6 +37,11 @@ def test_ratios_come_from_the_same_run(result):
     for method in ("neat", "lora", "peanut", "dora"):
         assert rows[method]["merged_over_base"] > 0
     assert "merged_over_base" not in rows["fourierft"]
+    assert ratios["neat_unmerged_over_lora_unmerged"] == pytest.approx(
+        rows["neat"]["unmerged_inference_ms"] / rows["lora"]["unmerged_inference_ms"])
+    assert {m for m, r in rows.items() if "unmerged_inference_ms" in r} == {"neat", "lora", "peanut", "dora",
+                                                                           "fourierft"}
+    assert all(r["unmerged_inference_ms"] > 0 for r in rows.values() if "unmerged_inference_ms" in r)
     assert result["device"] == "cpu" and result["versions"]["torch"]
 
 
@@ -55,3 +60,13 @@ def test_unknown_method_is_refused(capsys):
         speed.parse_args(["--methods", "neat,adapterx"])
     assert "unknown method(s) adapterx; choose from floor, head, full, lora, peanut, dora, fourierft, neat" \
         in capsys.readouterr().err
+
+
+def test_table_shows_unmerged_inference_for_adapter_methods_only(result):
+    lines = speed.table(result["methods"]).splitlines()
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    column = cells[0].index("unmerged inference ms")
+    shown = {row[0]: row[column] for row in cells[2:]}
+    assert shown["neat"] == f"{result['methods']['neat']['unmerged_inference_ms']:.1f}"
+    assert shown["lora"] == f"{result['methods']['lora']['unmerged_inference_ms']:.1f}"
+    assert shown["floor"] == shown["head"] == shown["full"] == "—"
