@@ -230,3 +230,18 @@ def test_to_peft_folds_each_layers_scale_into_b_and_from_peft_reads_it_back(tmp_
     back = neat_core.from_peft(copy.deepcopy(base), tmp_path)
     assert neat_core.adapter_configs(back)["default"].scale == 1.0
     torch.testing.assert_close(logits(back, inputs), expected, atol=1e-5, rtol=0)
+
+
+def test_save_pretrained_and_adapter_folders_of_a_text_model_load_back_exactly(tmp_path):
+    base = tiny_model("roberta")
+    base.save_pretrained(tmp_path / "base")
+    ours = neat_text.patch(copy.deepcopy(base), rank=2, depth=4, orientation="in", scale="auto")
+    randomize_adapters(ours, std=0.3)
+    inputs = tiny_inputs(base)
+    expected = logits(ours, inputs)
+    ours.save_pretrained(tmp_path / "checkpoint")
+    neat_core.save_adapter(ours, tmp_path / "adapter")
+    for loaded in (neat_text.from_pretrained(tmp_path / "checkpoint"),
+                   neat_text.from_pretrained(tmp_path / "adapter", model_path=tmp_path / "base")):
+        assert neat_core.adapter_configs(loaded)["default"].scale == "auto"
+        torch.testing.assert_close(logits(loaded, inputs), expected, atol=1e-6, rtol=0)
