@@ -56,11 +56,25 @@ def positive_int(text: str) -> int:
     return value
 
 
+def scale_value(text: str) -> float | str:
+    """NEAT's --scale: a number or "auto" (argparse type)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+
+
+OPTION_TYPES: dict[str, Callable[[str], Any]] = {"scale": scale_value}
+
+
 def add_option_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """--<field> for every MethodOptions field (but `skip`) and every recipe value (RECIPE_FLAGS)."""
     for f in fields(MethodOptions):
         if f.name not in skip:
-            kind = (lambda text: tuple(names(text))) if isinstance(f.default, tuple) else type(f.default)
+            kind = OPTION_TYPES.get(f.name) or (
+                (lambda text: tuple(names(text))) if isinstance(f.default, tuple) else type(f.default))
             p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, help=f"method option (default {f.default})")
     for name, kind in RECIPE_FLAGS.items():
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, help="recipe override (default: recipe table"
@@ -162,10 +176,12 @@ def unfinished(out: str | os.PathLike, runs: list[Run], dist: Dist) -> list[Run]
 
 
 def run_jobs(out: str | os.PathLike, todo: list[Run], run_job: Callable[[Run], dict],
-             summary: Callable[[dict], str], dist: Dist) -> None:
+             summary: Callable[[dict], str], dist: Dist, report: Callable | None = None) -> None:
     """Run every run; rank 0 writes each result atomically as it finishes, prints "<method> on <dataset> seed
-    <seed> lr <lr>: <summary(result)>, <parameters>, <seconds>", and at the end writes and prints the report."""
-    from .report import write_report
+    <seed> lr <lr>: <summary(result)>, <parameters>, <seconds>", and at the end writes and prints the report
+    (`report(out)` -> (table path, plot path, text); default report.write_report)."""
+    if report is None:
+        from .report import write_report as report
 
     for run in todo:
         result = run_job(run)
@@ -175,7 +191,7 @@ def run_jobs(out: str | os.PathLike, todo: list[Run], run_job: Callable[[Run], d
                   f"{result['method_params']:,} trainable + {result['head_params']:,} head, "
                   f"{result['wall_seconds']:.1f} s")
     if dist.main:
-        table, plot, text = write_report(out)
+        table, plot, text = report(out)
         print("\n" + text)
         print(f"\nreport: {table}\nplot:   {plot}")
 

@@ -90,6 +90,9 @@ def _peanut_config(opts: MethodOptions, targets: list[str], heads: list[str]):
     from peft import PeanutConfig
     from transformers.activations import ACT2FN
 
+    if not isinstance(opts.scale, (int, float)):
+        raise ValueError(f"PEFT's peanut takes one numeric scaling per config, got scale={opts.scale!r}; "
+                         "scale='auto' is NEAT's (method neat).")
     if opts.activation not in ACT2FN:
         raise ValueError(f"PEFT's peanut has no activation {opts.activation!r}; choose one of "
                          f"{', '.join(sorted(ACT2FN))}.")

@@ -122,11 +122,11 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def _count(n: float) -> str:
+def count_text(n: float) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}K" if n >= 1e3 else f"{n:.0f}"
 
 
-def _cell(c: dict[str, float]) -> str:
+def cell_text(c: dict[str, float]) -> str:
     return f"{c['mean']:.1f} ± {c['std']:.1f}" if c["n"] > 1 else f"{c['mean']:.1f}"
 
 
@@ -164,9 +164,9 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
     lines = ["| Method | Params | " + " | ".join(heads) + " | Avg. |", "|---|---:|" + "---:|" * len(heads) + "---:|"]
     for m in s["methods"]:
         row = s["rows"][m]
-        cells = [_cell(row["cells"][d]) if d in row["cells"] else "—" for d in s["datasets"]]
+        cells = [cell_text(row["cells"][d]) if d in row["cells"] else "—" for d in s["datasets"]]
         avg = f"{row['average']:.1f}" + ("" if row["complete"] else "*")
-        lines.append(f"| {m} | {_count(row['method_params'])} | " + " | ".join(cells) + f" | {avg} |")
+        lines.append(f"| {m} | {count_text(row['method_params'])} | " + " | ".join(cells) + f" | {avg} |")
     seeds = sorted({r["seed"] for r in results})
     notes = ["", f"{_score_text(results, style)}, seeds {', '.join(map(str, seeds))}"
              + (" (mean ± std)." if len(seeds) > 1 else "."),
@@ -188,7 +188,7 @@ def selection_table(results: list[dict[str, Any]]) -> str:
             chosen = f"{c['lr']:g}" if c["lr"] is not None else "—"
             picked = f"{c['selection']:.1f}" if c["selection"] is not None else "—"
             lines.append(f"| {m} | {named.get(d, d)} | {c['method_params']:,} | {grid} | {chosen} | {picked} | "
-                         f"{_cell(c)} |")
+                         f"{cell_text(c)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -201,15 +201,15 @@ def published_table(results: list[dict[str, Any]]) -> str:
         row = s["rows"][m]
         for pub in rows_for(m, row["model"], row["options"], row["method_params"]):
             sources.add(pub.source)
-            ours = [_cell(row["cells"][d]) if d in row["cells"] else "—" for d in s["datasets"]]
+            ours = [cell_text(row["cells"][d]) if d in row["cells"] else "—" for d in s["datasets"]]
             theirs = [f"{pub.scores[d]:.2f}" if d in pub.scores else "—" for d in s["datasets"]]
             delta = [f"{row['cells'][d]['mean'] - pub.scores[d]:+.1f}" if d in row["cells"] and d in pub.scores
                      else "—" for d in s["datasets"]]
             avg_delta = f"{row['average'] - pub.scores['average']:+.1f}" if row["complete"] and "average" in \
                 pub.scores and len(s["datasets"]) == 8 else "—"
-            params = _count(pub.params) if pub.params is not None else "—"
+            params = count_text(pub.params) if pub.params is not None else "—"
             pub_avg = f"{pub.scores['average']:.2f}" if "average" in pub.scores else "—"
-            lines += [f"| {m} (ours) | {_count(row['method_params'])} | " + " | ".join(ours)
+            lines += [f"| {m} (ours) | {count_text(row['method_params'])} | " + " | ".join(ours)
                       + f" | {row['average']:.1f}{'' if row['complete'] else '*'} |",
                       f"| {pub.label} (published) | {params} | " + " | ".join(theirs) + f" | {pub_avg} |",
                       "| Δ | | " + " | ".join(delta) + f" | {avg_delta} |"]
