@@ -35,7 +35,7 @@ class Study:
 
     lrs: "recipe": every variant at the recipe's own lr (the same hyper-parameters for all, as the paper's depth
          figure); "sweep": each variant at its own lr, selected on validation from the study's grid.
-    match: (reference variant, variants sized to its trainable parameters through their size knob).
+    match: per domain, (reference variant, variants sized to its trainable parameters through their size knob).
     """
 
     name: str
@@ -44,7 +44,7 @@ class Study:
     variants: Mapping[str, tuple[Variant, ...]]
     datasets: Mapping[str, tuple[str, ...]]
     lrs: str
-    match: tuple[str, tuple[str, ...]] | None = None
+    match: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -70,7 +70,7 @@ STUDIES: dict[str, Study] = {s.name: s for s in [
           {"image": tuple(Variant(f"neat-{p.replace('_', '-')}", "neat", {"preset": p}, label)
                           for p, label in TARGET_SETS.items())},
           {"paper": PAPER_DATASETS, "smoke": SMOKE_DATASETS}, "sweep",
-          match=("neat-qv", ("neat-qv-mlp", "neat-all-linear")),
+          match={"image": ("neat-qv", ("neat-qv-mlp", "neat-all-linear"))},
           sources={"variants": f"{NEAT_PAPER} Fig. 3 (adapted modules at equal trainable parameters)",
                    "datasets": "our choice: the paper's eight image datasets (the figure's own are not listed here)"}),
     Study("scale", "NEAT's scale s: 1 or auto",
@@ -83,7 +83,7 @@ STUDIES: dict[str, Study] = {s.name: s for s in [
                     Variant("neat-l-auto", "neat-l", {"scale": "auto"}, "NEAT-L, s = auto"),
                     Variant("lora", "lora", {}, "LoRA"))},
           {"paper": PAPER_DATASETS, "smoke": SMOKE_DATASETS}, "sweep",
-          match=("neat-s1", ("lora",)),
+          match={"image": ("neat-s1", ("lora",)), "glue": ("neat-l-s1", ("lora",))},
           sources={"variants": "our choice (beyond the paper): s = 1 against auto, LoRA for its lr",
                    "datasets": "our choice: the paper's eight image datasets; GLUE tasks when given"}),
 ]}

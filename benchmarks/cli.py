@@ -81,12 +81,13 @@ def add_option_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> 
                        + ("; 0 turns clipping off)" if name == "clip_grad" else ")"))
 
 
-def add_sweep_flags(p: argparse.ArgumentParser, micro_help: str) -> None:
-    """--lrs, --match-params, --micro-batch."""
+def add_sweep_flags(p: argparse.ArgumentParser, micro_help: str, match: bool = True) -> None:
+    """--lrs, --match-params (unless `match` is False), --micro-batch."""
     p.add_argument("--lrs", type=numbers, help="comma list of learning rates every method sweeps (default: each "
                    "recipe's grid, or its published lr); the lr with the best validation score is reported")
-    p.add_argument("--match-params", metavar="METHOD", help="size every other method's adapter (LoRA/DoRA r, "
-                   "NEAT rank, FourierFT n, VeRA r) to METHOD's trainable parameters; 'none' turns it off")
+    if match:
+        p.add_argument("--match-params", metavar="METHOD", help="size every other method's adapter (LoRA/DoRA r, "
+                       "NEAT rank, FourierFT n, VeRA r) to METHOD's trainable parameters; 'none' turns it off")
     p.add_argument("--micro-batch", type=positive_int, help=micro_help)
 
 

@@ -180,7 +180,8 @@ def run_job(args: argparse.Namespace, job: Planned, splits: Splits, source: Mode
     return {
         "method": run.method, "dataset": run.dataset, "seed": run.seed, "lr": run.lr, "lr_grid": list(job.grid),
         "accuracy": test_acc, "val_accuracy": val_acc, "selection_score": val_acc,
-        **found, **stats, "wall_seconds": time.perf_counter() - start, "precision": precision(model, device),
+        **found, **stats, **M.auto_scales(model), "wall_seconds": time.perf_counter() - start,
+        "precision": precision(model, device),
         "ranks_agree": ranks_agree(model, test_acc, dist),
         "config": {"suite": args.suite, "recipe": plan_recipe.describe(), "method_options": asdict(options),
                    "matched_to": args.match_params,

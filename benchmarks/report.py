@@ -89,14 +89,16 @@ def _stats(values: list[float]) -> dict[str, float]:
             "n": len(values)}
 
 
-def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(results: list[dict[str, Any]], order: tuple[str, ...] = ()) -> dict[str, Any]:
     """Per method: per dataset the chosen lr, its grid, the reported score (%) and the selection score (mean /
-    std / seed count over the chosen lr's seeds), their average, and parameter counts."""
+    std / seed count over the chosen lr's seeds), their average, and parameter counts. Methods in `order` first,
+    then the suite's, then the rest by name."""
     style, chosen, swept = style_for(results), choose(results), grids(results)
     cells: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in selected(results):
         cells[r["method"], r["dataset"]].append(r)
-    methods = [m for m in style.descriptions if any(k[0] == m for k in cells)]
+    methods = [m for m in (*order, *style.descriptions) if any(k[0] == m for k in cells)]
+    methods = list(dict.fromkeys(methods))
     methods += sorted({m for m, _ in cells} - set(methods))
     datasets = _ordered({d for _, d in cells}, style.order)
     summary: dict[str, Any] = {"methods": methods, "datasets": datasets, "rows": {}}
@@ -177,9 +179,9 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines + notes) + "\n"
 
 
-def selection_table(results: list[dict[str, Any]]) -> str:
+def selection_table(results: list[dict[str, Any]], order: tuple[str, ...] = ()) -> str:
     """Per method and dataset: params, lr grid, chosen lr, its validation (selection) score and reported score."""
-    s, style, named = summarise(results), style_for(results), titles(results)
+    s, style, named = summarise(results, order), style_for(results), titles(results)
     lines = [f"| Method | Dataset | Params | lr grid | Chosen lr | {style.selection[0].upper()}{style.selection[1:]} "
              f"| {style.score_short[0].upper()}{style.score_short[1:]} |", "|---|---|---:|---|---:|---:|---:|"]
     for m in s["methods"]:

@@ -245,3 +245,20 @@ def test_save_pretrained_and_adapter_folders_of_a_text_model_load_back_exactly(t
                    neat_text.from_pretrained(tmp_path / "adapter", model_path=tmp_path / "base")):
         assert neat_core.adapter_configs(loaded)["default"].scale == "auto"
         torch.testing.assert_close(logits(loaded, inputs), expected, atol=1e-6, rtol=0)
+
+
+def test_the_benchmarks_take_scale_auto_for_neat_and_refuse_it_for_peft_peanut(capsys):
+    from benchmarks import methods as M
+    from benchmarks import vtab
+    from benchmarks.cli import method_options
+
+    assert method_options(vtab.parse_args(["--scale", "auto"])).scale == "auto"
+    assert method_options(vtab.parse_args(["--scale", "0.5"])).scale == 0.5
+    with pytest.raises(SystemExit):
+        vtab.parse_args(["--scale", "big"])
+    assert "argument --scale: expected a number or 'auto', got 'big'" in capsys.readouterr().err
+    model = M.build("neat", tiny_vit(), M.MethodOptions(rank=2, scale="auto"))
+    assert M.auto_scales(model)["auto_scales"]["count"] == 2 * 2   # q and v of 2 blocks
+    with pytest.raises(ValueError, match="PEFT's peanut takes one numeric scaling per config, got scale='auto'; "
+                                         "scale='auto' is NEAT's \\(method neat\\)."):
+        M.build("peanut", tiny_vit(), M.MethodOptions(scale="auto"))
