@@ -153,4 +153,6 @@ TRAIN_IMAGES: dict[str, int] = {
 ASSUMED_RATE: dict[str, tuple[float, str]] = {
     "paper": (2000.0, "assumed, not measured: the project's throughput goal for ViT-B/16 training on one H100 "
                       "(README, Benchmarks); pass --images-per-s, or measure it with python -m benchmarks.speed"),
+    "smoke": (1000.0, "measured: about 1,000 training images/s of the smoke ViT with NEAT on one thread of the 2-core "
+                      "CPU machine that built this, 2026-11-25 (the runs' train_images_per_s)"),
 }

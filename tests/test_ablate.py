@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import killed_after
 from test_cli_light import bad_flag
 from test_glue import offline_assets  # noqa: F401  (the tiny RoBERTa and GLUE files)
 
@@ -119,15 +120,8 @@ def test_scale_study_on_the_smoke_data_resumes_and_writes_its_report(tmp_path, m
     out, cache = tmp_path / "out", tmp_path / "cache"
     argv = ["--study", "scale", "--suite", "smoke", "--seeds", "0", "--lrs", "0.01,0.03", "--epochs", "1",
             "--pretrain-epochs", "1", "--cache-dir", str(cache), "--out", str(out), "--no-progress"]
-    real, calls = image_runs.run_job, []
-
-    def killed_after_three(args, job, *rest):
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        calls.append(job.run)
-        return real(args, job, *rest)
-
-    monkeypatch.setattr(image_runs, "run_job", killed_after_three)
+    real = image_runs.run_job
+    monkeypatch.setattr(image_runs, "run_job", killed_after(3, real))
     with pytest.raises(KeyboardInterrupt):
         ablate.main(argv)
     assert sorted(p.name for p in (out / "runs").iterdir()) == [
