@@ -71,8 +71,11 @@ def _adapter_tensors(model: nn.Module, adapter: str, config: NeatConfig) -> dict
     tensors = {}
     for name, layer in neat_layers(model):
         if adapter in layer.neat:   # the parameters and, for scale="auto", the stored scales
-            for pname, tensor in layer.neat[adapter].state_dict(keep_vars=True).items():
-                tensors[f"{name}.neat.{pname}"] = tensor
+            net = layer.neat[adapter]   # (named_parameters, not state_dict: FSDP2 unshards parameters, not dicts)
+            for pname, param in net.named_parameters():
+                tensors[f"{name}.neat.{pname}"] = param
+            if net.scales is not None:
+                tensors[f"{name}.neat.scales"] = net.scales
     for module_name in config.modules_to_save:
         tensors.update(saved_parameters(model, module_name))
     return tensors
