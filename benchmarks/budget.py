@@ -63,16 +63,18 @@ def closest_size(target: int, count: Callable[[int], int]) -> tuple[int, int]:
 
 
 def match_to(reference: str, methods: list[str], options: Callable[[str], MethodOptions],
-             count: Callable[[str, MethodOptions], int]) -> dict[str, MethodOptions]:
+             count: Callable[[str, MethodOptions], int],
+             built_by: Callable[[str], str] = lambda name: name) -> dict[str, MethodOptions]:
     """{method: options} with every method that has a size knob (but `reference`) sized to the reference's
-    adapter parameters; the others keep `options(method)`."""
+    adapter parameters; the others keep `options(method)`. `built_by(name)` is the registered method whose knob
+    a name turns (the ablation suite's variants: "neat-qv-mlp" -> "neat")."""
     target = count(reference, options(reference))
     matched = {}
     for method in methods:
-        base = options(method)
-        if method == reference or method not in SIZE_KNOBS:
+        base, kind = options(method), built_by(method)
+        if method == reference or kind not in SIZE_KNOBS:
             matched[method] = base
             continue
-        size, _ = closest_size(target, lambda s: count(method, resized(method, base, s)))
-        matched[method] = resized(method, base, size)
+        size, _ = closest_size(target, lambda s: count(method, resized(kind, base, s)))
+        matched[method] = resized(kind, base, size)
     return matched

@@ -52,7 +52,7 @@ class MethodOptions:
     rank: int = 7                 # neat and peanut (the paper's ViT rank, run.sh --mhsa_dim 7)
     depth: int = 2                # neat and peanut, counted as the paper does (2 = A, B)
     activation: str = "relu"      # neat and peanut
-    scale: float = 1.0            # neat and peanut
+    scale: float | str = 1.0      # neat and peanut; "auto" (neat only): s per layer from its weight (NeatConfig)
     lora_r: int = 16              # lora (FourierFT's ViT code: --lora-r 16 --lora-alpha 16); dora: the same
     lora_alpha: int = 16
     lora_dropout: float = 0.1

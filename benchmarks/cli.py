@@ -56,23 +56,38 @@ def positive_int(text: str) -> int:
     return value
 
 
+def scale_value(text: str) -> float | str:
+    """NEAT's --scale: a number or "auto" (argparse type)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+
+
+OPTION_TYPES: dict[str, Callable[[str], Any]] = {"scale": scale_value}
+
+
 def add_option_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """--<field> for every MethodOptions field (but `skip`) and every recipe value (RECIPE_FLAGS)."""
     for f in fields(MethodOptions):
         if f.name not in skip:
-            kind = (lambda text: tuple(names(text))) if isinstance(f.default, tuple) else type(f.default)
+            kind = OPTION_TYPES.get(f.name) or (
+                (lambda text: tuple(names(text))) if isinstance(f.default, tuple) else type(f.default))
             p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, help=f"method option (default {f.default})")
     for name, kind in RECIPE_FLAGS.items():
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, help="recipe override (default: recipe table"
                        + ("; 0 turns clipping off)" if name == "clip_grad" else ")"))
 
 
-def add_sweep_flags(p: argparse.ArgumentParser, micro_help: str) -> None:
-    """--lrs, --match-params, --micro-batch."""
+def add_sweep_flags(p: argparse.ArgumentParser, micro_help: str, match: bool = True) -> None:
+    """--lrs, --match-params (unless `match` is False), --micro-batch."""
     p.add_argument("--lrs", type=numbers, help="comma list of learning rates every method sweeps (default: each "
                    "recipe's grid, or its published lr); the lr with the best validation score is reported")
-    p.add_argument("--match-params", metavar="METHOD", help="size every other method's adapter (LoRA/DoRA r, "
-                   "NEAT rank, FourierFT n, VeRA r) to METHOD's trainable parameters; 'none' turns it off")
+    if match:
+        p.add_argument("--match-params", metavar="METHOD", help="size every other method's adapter (LoRA/DoRA r, "
+                       "NEAT rank, FourierFT n, VeRA r) to METHOD's trainable parameters; 'none' turns it off")
     p.add_argument("--micro-batch", type=positive_int, help=micro_help)
 
 
@@ -162,10 +177,12 @@ def unfinished(out: str | os.PathLike, runs: list[Run], dist: Dist) -> list[Run]
 
 
 def run_jobs(out: str | os.PathLike, todo: list[Run], run_job: Callable[[Run], dict],
-             summary: Callable[[dict], str], dist: Dist) -> None:
+             summary: Callable[[dict], str], dist: Dist, report: Callable | None = None) -> None:
     """Run every run; rank 0 writes each result atomically as it finishes, prints "<method> on <dataset> seed
-    <seed> lr <lr>: <summary(result)>, <parameters>, <seconds>", and at the end writes and prints the report."""
-    from .report import write_report
+    <seed> lr <lr>: <summary(result)>, <parameters>, <seconds>", and at the end writes and prints the report
+    (`report(out)` -> (table path, plot path, text); default report.write_report)."""
+    if report is None:
+        from .report import write_report as report
 
     for run in todo:
         result = run_job(run)
@@ -175,7 +192,7 @@ def run_jobs(out: str | os.PathLike, todo: list[Run], run_job: Callable[[Run], d
                   f"{result['method_params']:,} trainable + {result['head_params']:,} head, "
                   f"{result['wall_seconds']:.1f} s")
     if dist.main:
-        table, plot, text = write_report(out)
+        table, plot, text = report(out)
         print("\n" + text)
         print(f"\nreport: {table}\nplot:   {plot}")
 

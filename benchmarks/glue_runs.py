@@ -1,12 +1,14 @@
 """The GLUE suite's runs (benchmarks.glue parses the flags, then calls `run`): data, the loop's hooks for token
-batches, one run per (method, task, seed, lr), and the selection protocol (module docstring of benchmarks.glue)."""
+batches, one run per (method, task, seed, lr), and the selection protocol (module docstring of benchmarks.glue).
+`execute` runs any set of runs, each described by a `TextJob` (benchmarks.ablate's runs are study variants)."""
 
 from __future__ import annotations
 
 import argparse
 import math
 import time
-from dataclasses import asdict
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -86,18 +88,29 @@ def sized_options(args: argparse.Namespace, task: str, source: ModelSource) -> d
     return budget.match_to(args.match_params, args.methods, options, count)
 
 
+@dataclass(frozen=True)
+class TextJob:
+    """How a run trains: the registered text method that builds it, its (method, task) recipe with the lr grid,
+    its method options, and more entries for the result's config."""
+
+    method: str
+    recipe: Recipe
+    options: MethodOptions
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
 # --- one run ----------------------------------------------------------------------------------------------
-def run_job(args: argparse.Namespace, run: Run, options: MethodOptions, data: dict[str, Any], source: ModelSource,
+def run_job(args: argparse.Namespace, run: Run, job: TextJob, data: dict[str, Any], source: ModelSource,
             tokenizer: Any, device: torch.device, dist: Dist) -> dict[str, Any]:
     """Train one run, scoring validation (and dev, in a sweep) after every epoch; returns the result."""
     from transformers import DataCollatorWithPadding
 
-    spec, table = glue.get_task(run.dataset), recipe(args, run.method, run.dataset)
+    spec, table, options = glue.get_task(run.dataset), job.recipe, job.options
     plan, sweeping = table.at(run.lr), len(table.grid) > 1
     seed_everything(run.seed)
     model = create_text_model(source, spec.num_labels)
     heads = M.head_names(model)
-    model = M.build(run.method, model, options, TEXT_METHODS).to(device)
+    model = M.build(job.method, model, options, TEXT_METHODS).to(device)
     counts = M.parameter_counts(model, heads)
     micro, accum = accumulation(plan.batch_size, args.micro_batch or plan.batch_size, dist.world)
     collate = DataCollatorWithPadding(tokenizer)
@@ -132,36 +145,50 @@ def run_job(args: argparse.Namespace, run: Run, options: MethodOptions, data: di
         "selection": DEV_NOTE if sweeping else PAPER_SELECTION,
         "best_epoch": chosen["epoch"], "best_validation": best_epoch(epochs, metric)[metric],
         "last_score": epochs[-1][metric], "best": chosen, "last": epochs[-1], "epochs": epochs,
-        **counts, **stats, "wall_seconds": time.perf_counter() - start, "precision": precision(model, device),
+        **counts, **stats, **M.auto_scales(model), "wall_seconds": time.perf_counter() - start,
+        "precision": precision(model, device),
         "ranks_agree": ranks_agree(model, chosen[metric], dist),
         "config": {"recipe": plan.describe(), "method_options": asdict(options), "matched_to": args.match_params,
-                   "option_sources": dict(glue_setting(run.method, run.dataset).option_sources),
-                   "method": TEXT_DESCRIPTIONS[run.method], **source.describe(), "max_length": args.max_length,
+                   "option_sources": dict(glue_setting(job.method, run.dataset).option_sources),
+                   "method": TEXT_DESCRIPTIONS[job.method], **source.describe(), "max_length": args.max_length,
                    "micro_batch": micro, "grad_accum": accum,
                    "data": {**asdict(spec), "data_dir": args.data_dir, "fingerprint": train_set._fingerprint,
                             "sizes": {"train": len(train_set), "validation": len(data["validation"]),
-                                      **({"dev": len(data["dev"])} if sweeping else {})}}},
+                                      **({"dev": len(data["dev"])} if sweeping else {})}}, **job.config},
         **provenance(device, dist), **saved_adapter(args, run, model, dist),
     }
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace, runs: list[Run],
+            jobs: Callable[[list[Run], ModelSource], dict[Run, TextJob]], report: Callable | None = None) -> int:
+    """Run `runs`, skipping finished ones; `jobs(todo, source)` describes the unfinished ones (called only when
+    there are some, so a finished sweep needs neither tokenizer nor network). Then the report (cli.run_jobs)."""
     device, dist = setup_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    grids = {(m, t): recipe(args, m, t).grid for m in args.methods for t in args.tasks}
-    runs = expand(args.methods, args.tasks, args.seeds, lambda m, t: grids[m, t])
     todo = unfinished(args.out, runs, dist)
     source = ModelSource(args.model, args.model_path)
     if todo:
         tokenizer = text_tokenizer(source)
+        described = jobs(todo, source)
         tasks = dict.fromkeys(r.dataset for r in todo)
-        options = {t: sized_options(args, t, source) for t in tasks}
         data = {t: load_data(t, args.data_dir, tokenizer, args.max_length,
-                             dev=any(len(grids[m, t]) > 1 for m in args.methods)) for t in tasks}
-    run_jobs(args.out, todo, lambda r: run_job(args, r, options[r.dataset][r.method], data[r.dataset], source,
-                                               tokenizer, device, dist), _summary, dist)
+                             dev=any(len(described[r].recipe.grid) > 1 for r in todo if r.dataset == t))
+                for t in tasks}
+    run_jobs(args.out, todo, lambda r: run_job(args, r, described[r], data[r.dataset], source, tokenizer, device,
+                                               dist), _summary, dist, report)
     return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    recipes = {(m, t): recipe(args, m, t) for m in args.methods for t in args.tasks}
+    runs = expand(args.methods, args.tasks, args.seeds, lambda m, t: recipes[m, t].grid)
+
+    def jobs(todo: list[Run], source: ModelSource) -> dict[Run, TextJob]:
+        options = {t: sized_options(args, t, source) for t in dict.fromkeys(r.dataset for r in todo)}
+        return {r: TextJob(r.method, recipes[r.method, r.dataset], options[r.dataset][r.method]) for r in todo}
+
+    return execute(args, runs, jobs)
 
 
 def _summary(result: dict[str, Any]) -> str:

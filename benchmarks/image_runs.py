@@ -2,6 +2,7 @@
 
 A plan is one `Planned` run per (method, dataset, seed, lr): the recipe at that lr (with its sources), the
 method options (sized by --match-params), and the micro-batch and accumulation that make the recipe's batch.
+`execute` runs any plan (benchmarks.ablate builds its own, whose runs are named by study variant).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import functools
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,12 @@ class Planned:
     options: MethodOptions
     micro_batch: int
     grad_accum: int
+    builder: str = ""       # the registered method that builds it, when run.method names something else (a variant)
+    config: Mapping[str, Any] = field(default_factory=dict)   # more entries for the result's config
+
+    @property
+    def method(self) -> str:
+        return self.builder or self.run.method
 
 
 def recipe(args: argparse.Namespace, method: str, dataset: str) -> Recipe:
@@ -158,7 +166,7 @@ def run_job(args: argparse.Namespace, job: Planned, splits: Splits, source: Mode
     model = create_model(source, splits.num_classes)
     preprocessing = {**data_config(model), **SUITES[args.suite].preprocessing}
     heads = neat_vision.head_names(model)
-    model = M.build(run.method, model, options).to(device)
+    model = M.build(job.method, model, options).to(device)
     found = M.parameter_counts(model, heads)
     train_loader, val_loader, test_loader = split_loaders(
         splits, preprocessing, get_spec(run.dataset).hflip, plan_recipe, job.micro_batch, args.workers, run.seed,
@@ -172,39 +180,55 @@ def run_job(args: argparse.Namespace, job: Planned, splits: Splits, source: Mode
     return {
         "method": run.method, "dataset": run.dataset, "seed": run.seed, "lr": run.lr, "lr_grid": list(job.grid),
         "accuracy": test_acc, "val_accuracy": val_acc, "selection_score": val_acc,
-        **found, **stats, "wall_seconds": time.perf_counter() - start, "precision": precision(model, device),
+        **found, **stats, **M.auto_scales(model), "wall_seconds": time.perf_counter() - start,
+        "precision": precision(model, device),
         "ranks_agree": ranks_agree(model, test_acc, dist),
         "config": {"suite": args.suite, "recipe": plan_recipe.describe(), "method_options": asdict(options),
                    "matched_to": args.match_params,
-                   "peft_target": options.peft_target if run.method in PEFT_METHODS and not options.targets else None,
-                   "method": M.DESCRIPTIONS[run.method], **source.describe(), "data_config": preprocessing,
+                   "peft_target": options.peft_target if job.method in PEFT_METHODS and not options.targets else None,
+                   "method": M.DESCRIPTIONS[job.method], **source.describe(), "data_config": preprocessing,
                    "micro_batch": job.micro_batch, "grad_accum": job.grad_accum,
                    "data": {**asdict(spec), "data_dir": args.data_dir, "fingerprint": splits.fingerprint,
-                            "sizes": [len(splits.train), len(splits.val), len(splits.test)]}},
+                            "sizes": [len(splits.train), len(splits.val), len(splits.test)]}, **job.config},
         **provenance(device, dist), **saved_adapter(args, run, model, dist),
     }
 
 
-def run(args: argparse.Namespace) -> int:
+def prepare(args: argparse.Namespace, out: str | os.PathLike) -> None:
+    """Settle the results folder (--out, else `out`), DataLoader workers and torch threads (the suite's defaults)."""
     suite = SUITES[args.suite]
-    args.out = args.out or str(Path("results") / args.suite)
+    args.out = args.out or str(out)
     args.workers = (suite.workers if suite.workers is not None else min(8, os.cpu_count() or 1)) \
         if args.workers is None else args.workers
     threads = suite.threads if args.threads is None else args.threads
     if threads:
         torch.set_num_threads(threads)
-    if args.dry_run:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        print(dry_run(args, plan(args, world), world))
-        return 0
+
+
+def execute(args: argparse.Namespace, make_plan: Callable[[int], list[Planned]],
+            report: Callable | None = None) -> int:
+    """Run the plan `make_plan(world size)` makes, skipping finished runs, then write the report (cli.run_jobs)."""
     device, dist = setup_device(args.device)
-    planned = {p.run: p for p in plan(args, dist.world)}
+    planned = {p.run: p for p in make_plan(dist.world)}
     todo = unfinished(args.out, list(planned), dist)
     data = {d: load_splits(d, args.data_dir) for d in dict.fromkeys(r.dataset for r in todo)}
     source = model_source(args, device, dist) if todo else None
     run_jobs(args.out, todo, lambda r: run_job(args, planned[r], data[r.dataset], source, device, dist),
-             _summary, dist)
+             _summary, dist, report)
     return 0
+
+
+def world_size() -> int:
+    """The processes torchrun would start (for a dry run's batches), without joining a process group."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def run(args: argparse.Namespace) -> int:
+    prepare(args, Path("results") / args.suite)
+    if args.dry_run:
+        print(dry_run(args, plan(args, world_size()), world_size()))
+        return 0
+    return execute(args, lambda world: plan(args, world))
 
 
 def _summary(result: dict[str, Any]) -> str:

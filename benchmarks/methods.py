@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from torch import nn
 
 import neat_core
@@ -25,8 +26,8 @@ from .catalog import DESCRIPTIONS, MethodOptions, check_methods
 # Dotted suffixes PEFT targets on a timm ViT, per options.peft_target (catalog.PEFT_TARGETS).
 PEFT_TARGETS = {"qv": ["attn.qkv.q", "attn.qkv.v"], "fused": ["attn.qkv"]}
 
-__all__ = ["DESCRIPTIONS", "METHODS", "MethodOptions", "PEFT_TARGETS", "build", "check_methods", "head_names",
-           "parameter_counts", "peft_targets", "save_adapter"]
+__all__ = ["DESCRIPTIONS", "METHODS", "MethodOptions", "PEFT_TARGETS", "auto_scales", "build", "check_methods",
+           "head_names", "parameter_counts", "peft_targets", "save_adapter"]
 
 
 def _front_end(model: nn.Module):
@@ -90,6 +91,9 @@ def _peanut_config(opts: MethodOptions, targets: list[str], heads: list[str]):
     from peft import PeanutConfig
     from transformers.activations import ACT2FN
 
+    if not isinstance(opts.scale, (int, float)):
+        raise ValueError(f"PEFT's peanut takes one numeric scaling per config, got scale={opts.scale!r}; "
+                         "scale='auto' is NEAT's (method neat).")
     if opts.activation not in ACT2FN:
         raise ValueError(f"PEFT's peanut has no activation {opts.activation!r}; choose one of "
                          f"{', '.join(sorted(ACT2FN))}.")
@@ -148,6 +152,18 @@ def parameter_counts(model: nn.Module, heads: list[str]) -> dict[str, int]:
     head = sum(k for n, k in trainable if is_head_parameter(n, heads))
     total = sum(k for _, k in trainable)
     return {"trainable_params": total, "head_params": head, "method_params": total - head}
+
+
+def auto_scales(model: nn.Module) -> dict:
+    """{"auto_scales": {"min", "mean", "max", "count"}} of the per-slice scales a NEAT model with scale="auto"
+    computed from its weights ({} for any other model): what s came out as on this backbone."""
+    found = [layer.neat[name].scales.float() for _, layer in neat_core.neat_layers(model) for name in layer.neat
+             if layer.neat[name].scales is not None]
+    if not found:
+        return {}
+    values = torch.cat(found)
+    return {"auto_scales": {"min": values.min().item(), "mean": values.mean().item(), "max": values.max().item(),
+                            "count": values.numel()}}
 
 
 def save_adapter(name: str, model: nn.Module, path: str | Path) -> Path:

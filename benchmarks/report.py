@@ -89,14 +89,16 @@ def _stats(values: list[float]) -> dict[str, float]:
             "n": len(values)}
 
 
-def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(results: list[dict[str, Any]], order: tuple[str, ...] = ()) -> dict[str, Any]:
     """Per method: per dataset the chosen lr, its grid, the reported score (%) and the selection score (mean /
-    std / seed count over the chosen lr's seeds), their average, and parameter counts."""
+    std / seed count over the chosen lr's seeds), their average, and parameter counts. Methods in `order` first,
+    then the suite's, then the rest by name."""
     style, chosen, swept = style_for(results), choose(results), grids(results)
     cells: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in selected(results):
         cells[r["method"], r["dataset"]].append(r)
-    methods = [m for m in style.descriptions if any(k[0] == m for k in cells)]
+    methods = [m for m in (*order, *style.descriptions) if any(k[0] == m for k in cells)]
+    methods = list(dict.fromkeys(methods))
     methods += sorted({m for m, _ in cells} - set(methods))
     datasets = _ordered({d for _, d in cells}, style.order)
     summary: dict[str, Any] = {"methods": methods, "datasets": datasets, "rows": {}}
@@ -122,11 +124,11 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def _count(n: float) -> str:
+def count_text(n: float) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}K" if n >= 1e3 else f"{n:.0f}"
 
 
-def _cell(c: dict[str, float]) -> str:
+def cell_text(c: dict[str, float]) -> str:
     return f"{c['mean']:.1f} ± {c['std']:.1f}" if c["n"] > 1 else f"{c['mean']:.1f}"
 
 
@@ -164,9 +166,9 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
     lines = ["| Method | Params | " + " | ".join(heads) + " | Avg. |", "|---|---:|" + "---:|" * len(heads) + "---:|"]
     for m in s["methods"]:
         row = s["rows"][m]
-        cells = [_cell(row["cells"][d]) if d in row["cells"] else "—" for d in s["datasets"]]
+        cells = [cell_text(row["cells"][d]) if d in row["cells"] else "—" for d in s["datasets"]]
         avg = f"{row['average']:.1f}" + ("" if row["complete"] else "*")
-        lines.append(f"| {m} | {_count(row['method_params'])} | " + " | ".join(cells) + f" | {avg} |")
+        lines.append(f"| {m} | {count_text(row['method_params'])} | " + " | ".join(cells) + f" | {avg} |")
     seeds = sorted({r["seed"] for r in results})
     notes = ["", f"{_score_text(results, style)}, seeds {', '.join(map(str, seeds))}"
              + (" (mean ± std)." if len(seeds) > 1 else "."),
@@ -177,9 +179,9 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines + notes) + "\n"
 
 
-def selection_table(results: list[dict[str, Any]]) -> str:
+def selection_table(results: list[dict[str, Any]], order: tuple[str, ...] = ()) -> str:
     """Per method and dataset: params, lr grid, chosen lr, its validation (selection) score and reported score."""
-    s, style, named = summarise(results), style_for(results), titles(results)
+    s, style, named = summarise(results, order), style_for(results), titles(results)
     lines = [f"| Method | Dataset | Params | lr grid | Chosen lr | {style.selection[0].upper()}{style.selection[1:]} "
              f"| {style.score_short[0].upper()}{style.score_short[1:]} |", "|---|---|---:|---|---:|---:|---:|"]
     for m in s["methods"]:
@@ -188,7 +190,7 @@ def selection_table(results: list[dict[str, Any]]) -> str:
             chosen = f"{c['lr']:g}" if c["lr"] is not None else "—"
             picked = f"{c['selection']:.1f}" if c["selection"] is not None else "—"
             lines.append(f"| {m} | {named.get(d, d)} | {c['method_params']:,} | {grid} | {chosen} | {picked} | "
-                         f"{_cell(c)} |")
+                         f"{cell_text(c)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -201,15 +203,15 @@ def published_table(results: list[dict[str, Any]]) -> str:
         row = s["rows"][m]
         for pub in rows_for(m, row["model"], row["options"], row["method_params"]):
             sources.add(pub.source)
-            ours = [_cell(row["cells"][d]) if d in row["cells"] else "—" for d in s["datasets"]]
+            ours = [cell_text(row["cells"][d]) if d in row["cells"] else "—" for d in s["datasets"]]
             theirs = [f"{pub.scores[d]:.2f}" if d in pub.scores else "—" for d in s["datasets"]]
             delta = [f"{row['cells'][d]['mean'] - pub.scores[d]:+.1f}" if d in row["cells"] and d in pub.scores
                      else "—" for d in s["datasets"]]
             avg_delta = f"{row['average'] - pub.scores['average']:+.1f}" if row["complete"] and "average" in \
                 pub.scores and len(s["datasets"]) == 8 else "—"
-            params = _count(pub.params) if pub.params is not None else "—"
+            params = count_text(pub.params) if pub.params is not None else "—"
             pub_avg = f"{pub.scores['average']:.2f}" if "average" in pub.scores else "—"
-            lines += [f"| {m} (ours) | {_count(row['method_params'])} | " + " | ".join(ours)
+            lines += [f"| {m} (ours) | {count_text(row['method_params'])} | " + " | ".join(ours)
                       + f" | {row['average']:.1f}{'' if row['complete'] else '*'} |",
                       f"| {pub.label} (published) | {params} | " + " | ".join(theirs) + f" | {pub_avg} |",
                       "| Δ | | " + " | ".join(delta) + f" | {avg_delta} |"]

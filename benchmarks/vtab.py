@@ -30,14 +30,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", "--datasets", dest="datasets", help=f"comma list of {', '.join(IMAGE_DATASETS)}")
     p.add_argument("--seeds", default="0", help="comma list of seeds (mean ± std in the report)")
     p.add_argument("--out", help="results folder (default results/<suite>)")
-    p.add_argument("--data-dir", help="local data: an ImageFolder tree (train/, test/, optional val/) or a "
-                                      "datasets.save_to_disk folder, or a folder holding one per dataset name")
-    p.add_argument("--model", help="timm model name (default: the suite's)")
-    p.add_argument("--model-path", help="local pretrained weights: a timm folder (config.json + "
-                                        "model.safetensors) or a .safetensors file for --model")
-    p.add_argument("--model-args", type=json.loads, help="JSON of extra timm.create_model arguments")
-    p.add_argument("--cache-dir", help="smoke suite: where the pre-trained ViT is cached (default .cache/neat-peft)")
-    p.add_argument("--pretrain-epochs", type=int, help="smoke suite: epochs of pre-training on digits 0-4")
+    add_backbone_flags(p)
     add_option_flags(p, skip=("peft_target",))
     p.add_argument("--peft-target", choices=list(PEFT_TARGETS), help="where the PEFT baselines go: "
                    + "; ".join(f"{k}: {v}" for k, v in PEFT_TARGETS.items()) + " (default qv)")
@@ -45,13 +38,30 @@ def parser() -> argparse.ArgumentParser:
                        "up the recipe's batch)")
     p.add_argument("--dry-run", action="store_true", help="list the planned runs (method, dataset, lr grid, "
                    "batch, accumulation, exact adapter parameters) from a random-init model; no data, no training")
+    add_process_flags(p)
+    p.add_argument("--save-adapters", help="comma list of methods whose trained adapters are saved under "
+                                           "OUT/adapters/ (default: the suite's; 'none' for none)")
+    return p
+
+
+def add_backbone_flags(p: argparse.ArgumentParser, model_help: str = "timm model name (default: the suite's)") -> None:
+    """Where data and backbone come from (shared with benchmarks.ablate)."""
+    p.add_argument("--data-dir", help="local data: an ImageFolder tree (train/, test/, optional val/) or a "
+                                      "datasets.save_to_disk folder, or a folder holding one per dataset name")
+    p.add_argument("--model", help=model_help)
+    p.add_argument("--model-path", help="local pretrained weights: a timm folder (config.json + "
+                                        "model.safetensors) or a .safetensors file for --model")
+    p.add_argument("--model-args", type=json.loads, help="JSON of extra timm.create_model arguments")
+    p.add_argument("--cache-dir", help="smoke suite: where the pre-trained ViT is cached (default .cache/neat-peft)")
+    p.add_argument("--pretrain-epochs", type=int, help="smoke suite: epochs of pre-training on digits 0-4")
+
+
+def add_process_flags(p: argparse.ArgumentParser) -> None:
+    """Workers, threads, device, progress bars (shared with benchmarks.ablate)."""
     p.add_argument("--workers", type=int, help="DataLoader workers per process (default: the suite's)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: the suite's, else torch's)")
     p.add_argument("--device", help="torch device (default cuda when available)")
-    p.add_argument("--save-adapters", help="comma list of methods whose trained adapters are saved under "
-                                           "OUT/adapters/ (default: the suite's; 'none' for none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return p
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -84,13 +94,18 @@ def main(argv: list[str] | None = None) -> int:
     from . import image_runs   # torch, timm and the data libraries load only after the flags are valid
     from .cli import main_guarded
 
-    if args.model:
+    check_timm_model(parser(), args.model)
+    return main_guarded(image_runs.run, args, image_runs.EXPECTED_ERRORS)
+
+
+def check_timm_model(p: argparse.ArgumentParser, name: str | None) -> None:
+    """An argparse error when `name` is given and timm does not know it (imports timm)."""
+    if name:
         import timm
 
-        if not timm.is_model(args.model):
-            parser().error(f"Unknown timm model {args.model!r}; timm.list_models() lists the names "
-                           "(e.g. vit_base_patch16_224.orig_in21k).")
-    return main_guarded(image_runs.run, args, image_runs.EXPECTED_ERRORS)
+        if not timm.is_model(name):
+            p.error(f"Unknown timm model {name!r}; timm.list_models() lists the names "
+                    "(e.g. vit_base_patch16_224.orig_in21k).")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import Any
 from .network import ACTIVATIONS
 
 ORIENTATIONS = ("out", "in")
+AUTO_SCALE = "auto"
 COMPUTE_PATHS = ("auto", "factored", "materialized")
 
 
@@ -21,7 +22,11 @@ class NeatConfig:
     depth:        number of weight matrices in the network, counted as the paper does (2 = A, B;
                   4 = A, e1, d1, B; ...); even and >= 2.
     activation:   sigma: relu (default), sin (= sin(2*pi*x)), gelu, silu, tanh, identity.
-    scale:        s in dW = s * f(W0).
+    scale:        s in dW = s * f(W0): a number, or "auto": per layer and adapted slice, s is computed once at
+                  injection from the frozen weight so that rms(s * H) at init equals LoRA's rms(A) =
+                  1 / sqrt(3 * in_features) for the same layer (H = the network's output f(W0) at init, in fp32).
+                  The computed values are stored in the adapter (`NeatNetwork.scales`) and saved with it;
+                  loading uses them, never recomputes them.
     orientation:  "out": the network reads rows of W0 = W^T (vectors of length out_features; the paper's
                   vision code and PEFT); "in": rows of W (length in_features; the paper's LLM code).
     targets:      module-name patterns: a plain string matches a name or a dotted suffix of it
@@ -40,7 +45,7 @@ class NeatConfig:
     rank: int = 8
     depth: int = 2
     activation: str = "relu"
-    scale: float = 1.0
+    scale: float | str = 1.0
     orientation: str = "out"
     targets: list[str] = field(default_factory=list)
     layers: list[int] | None = None
@@ -81,8 +86,8 @@ class NeatConfig:
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"NeatConfig.activation {self.activation!r} is unknown; choose one of "
                              f"{', '.join(ACTIVATIONS)}.")
-        if not isinstance(self.scale, (int, float)) or isinstance(self.scale, bool):
-            raise ValueError(f"NeatConfig.scale must be a number, got {self.scale!r}.")
+        if self.scale != AUTO_SCALE and (not isinstance(self.scale, (int, float)) or isinstance(self.scale, bool)):
+            raise ValueError(f"NeatConfig.scale must be a number or {AUTO_SCALE!r}, got {self.scale!r}.")
         if self.orientation not in ORIENTATIONS:
             raise ValueError(f"NeatConfig.orientation must be 'out' or 'in', got {self.orientation!r}.")
         if self.compute not in COMPUTE_PATHS:

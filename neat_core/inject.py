@@ -186,9 +186,13 @@ def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
 
 
-def inject(model: nn.Module, config: NeatConfig, adapter: str = "default") -> nn.Module:
+def inject(model: nn.Module, config: NeatConfig, adapter: str = "default", *, compute_scales: bool = True
+           ) -> nn.Module:
     """Add adapter `adapter` to every module `config` targets, make it the active one, and freeze everything
-    else except `config.modules_to_save`. Returns the same model object."""
+    else except `config.modules_to_save`. Returns the same model object.
+
+    With scale="auto" each layer's per-slice scales are computed from its frozen weight here; `compute_scales=False`
+    leaves them unset (NaN) for a loader that fills them from a saved adapter (load_adapter, from_peft do)."""
     if not isinstance(config, NeatConfig):
         raise TypeError(f"inject expects a NeatConfig, got {type(config).__name__}.")
     error = adapter_name_error(adapter)
@@ -201,12 +205,23 @@ def inject(model: nn.Module, config: NeatConfig, adapter: str = "default") -> nn
     if any(layer.merged_adapter for _, layer in neat_layers(model)):
         raise ValueError("The model has a merged adapter; call neat_core.unmerge(model) before adding another.")
     plan = plan_injection(model, config)
-    for name, spec in plan.items():
-        layer = model.get_submodule(name)
-        if not isinstance(layer, NeatLinear):
-            layer = NeatLinear(layer)
-            _replace(model, name, layer)
-        layer.add_adapter(adapter, config, spec)
+    added: list[tuple[str, NeatLinear, bool]] = []   # (name, layer, wrapped here)
+    try:
+        for name, spec in plan.items():
+            layer = model.get_submodule(name)
+            wrapped = not isinstance(layer, NeatLinear)
+            if wrapped:
+                layer = NeatLinear(layer)
+                _replace(model, name, layer)
+            added.append((name, layer, wrapped))
+            layer.add_adapter(adapter, config, spec, compute_scales=compute_scales)
+    except ValueError as err:   # a layer refused the adapter (scale="auto" on a zero weight): undo, then say where
+        for done, layer, wrapped in added:
+            if adapter in layer.neat:
+                layer.delete_adapter(adapter)
+            if wrapped:
+                _replace(model, done, layer.base_layer)
+        raise ValueError(f"{added[-1][0]}: {err}") from None
     setattr(model, CONFIGS_ATTR, {**configs, adapter: config})
     set_adapter(model, adapter)
     return model

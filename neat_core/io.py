@@ -70,9 +70,12 @@ def base_model_args(model: nn.Module) -> dict[str, Any] | None:
 def _adapter_tensors(model: nn.Module, adapter: str, config: NeatConfig) -> dict[str, torch.Tensor]:
     tensors = {}
     for name, layer in neat_layers(model):
-        if adapter in layer.neat:
-            for pname, param in layer.neat[adapter].named_parameters():
+        if adapter in layer.neat:   # the parameters and, for scale="auto", the stored scales
+            net = layer.neat[adapter]   # (named_parameters, not state_dict: FSDP2 unshards parameters, not dicts)
+            for pname, param in net.named_parameters():
                 tensors[f"{name}.neat.{pname}"] = param
+            if net.scales is not None:
+                tensors[f"{name}.neat.scales"] = net.scales
     for module_name in config.modules_to_save:
         tensors.update(saved_parameters(model, module_name))
     return tensors
@@ -290,7 +293,7 @@ def load_tensors(model: nn.Module, config: NeatConfig, tensors: dict[str, torch.
                          f"{type(model).__name__}: {'; '.join(problems[:5])}"
                          f"{f' (and {len(problems) - 5} more)' if len(problems) > 5 else ''}.")
     if existing is None:
-        inject(model, config, adapter)
+        inject(model, config, adapter, compute_scales=False)   # scale="auto": the saved scales, not recomputed
     targets = _adapter_tensors(model, adapter, config)
     with torch.no_grad():
         for name, tensor in tensors.items():

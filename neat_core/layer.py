@@ -40,6 +40,7 @@ this layer (a plain checkpoint), and re-merges a merged layer with the loaded ba
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import NeatConfig
+from .config import AUTO_SCALE, NeatConfig
 from .network import NeatNetwork
 
 
@@ -74,7 +75,7 @@ class SliceSpec:
 
 @dataclass(frozen=True)
 class AdapterSettings:
-    scale: float
+    scale: float | str   # a number, or "auto": the per-slice values live in the network (NeatLinear.scale_factor)
     orientation: str
     compute: str
     slices: SliceSpec
@@ -163,7 +164,8 @@ def layer_features(module: nn.Module) -> tuple[int, int]:
 
 def network_shapes(in_features: int, out_features: int, config: NeatConfig,
                    slices: SliceSpec) -> dict[str, tuple[int, ...]]:
-    """Parameter shapes of the network NeatLinear would build (no allocation), keyed like `named_parameters`."""
+    """Tensor shapes of the network NeatLinear would build (no allocation), keyed like its state dict: the
+    parameters, and `scales` (one per slice) for scale="auto"."""
     num, rank = len(slices.blocks), config.rank
     dim = out_features // slices.num_blocks if config.orientation == "out" else in_features
     shapes = {"A": (num, dim, rank)}
@@ -172,6 +174,8 @@ def network_shapes(in_features: int, out_features: int, config: NeatConfig,
     for i in range((config.depth - 2) // 2):
         shapes[f"decoders.{i}"] = (num, rank, rank)
     shapes["B"] = (num, rank, dim)
+    if config.scale == AUTO_SCALE:
+        shapes["scales"] = (num,)
     return shapes
 
 
@@ -227,7 +231,10 @@ class NeatLinear(nn.Module):
         return stored.t() if self.fan_in_fan_out else stored
 
     # --- adapters ---------------------------------------------------------------------------
-    def add_adapter(self, name: str, config: NeatConfig, slices: SliceSpec = SliceSpec()) -> None:
+    def add_adapter(self, name: str, config: NeatConfig, slices: SliceSpec = SliceSpec(),
+                    compute_scales: bool = True) -> None:
+        """Add adapter `name`. With scale="auto" its per-slice scales are computed here from the frozen weight
+        (`auto_scales`), unless `compute_scales` is False (a loader then fills them from a saved adapter)."""
         error = adapter_name_error(name)
         if error is not None:
             raise error
@@ -236,9 +243,18 @@ class NeatLinear(nn.Module):
         shapes = network_shapes(self.in_features, self.out_features, config, slices)
         num, dim, rank = shapes["A"]
         weight = self.base_layer.weight
+        auto = config.scale == AUTO_SCALE
         self.neat[name] = NeatNetwork(num, dim, rank, config.depth, config.activation,
-                                      dtype=adapter_dtype(weight.dtype), device=weight.device)
-        self.settings[name] = AdapterSettings(float(config.scale), config.orientation, config.compute, slices)
+                                      dtype=adapter_dtype(weight.dtype), device=weight.device, auto_scale=auto)
+        self.settings[name] = AdapterSettings(AUTO_SCALE if auto else float(config.scale), config.orientation,
+                                              config.compute, slices)
+        if auto and compute_scales:
+            try:
+                scales = self.auto_scales(name)
+            except ValueError:
+                del self.neat[name], self.settings[name]
+                raise
+            self.neat[name].scales.copy_(scales)
 
     def delete_adapter(self, name: str) -> None:
         if self.merged_adapter == name:
@@ -256,6 +272,30 @@ class NeatLinear(nn.Module):
             net.requires_grad_(key == name)
 
     # --- maths ----------------------------------------------------------------------------------
+    def auto_scales(self, name: str) -> torch.Tensor:
+        """Per adapted slice, the s that makes rms(s * H) equal LoRA's rms(A) = 1 / sqrt(3 * in_features) (A
+        Kaiming-uniform, a=sqrt(5), as PEFT initialises it) at the network's current parameters; H = f(W0) computed
+        in fp32 (or the weight's dtype, if wider) from the unmerged weight. Shape (S,), the network's dtype."""
+        weight = self._unmerged_weight().detach()
+        weight = weight.to(torch.promote_types(weight.dtype, torch.float32))
+        with torch.no_grad():
+            p, q = self._factors(name, weight)
+        hidden = p if self.settings[name].orientation == "out" else q.transpose(1, 2)
+        rms = hidden.pow(2).mean(dim=(1, 2)).sqrt()
+        if not hidden.is_meta and not bool(torch.isfinite(rms).all() and (rms > 0).all()):
+            raise ValueError(f"scale='auto' cannot be computed for this {self.in_features}->{self.out_features} layer: "
+                             f"its weight network's output at init has rms {rms.tolist()} (a zero or non-finite "
+                             "weight?). Give NeatConfig.scale a number for it.")
+        return (1.0 / math.sqrt(3 * self.in_features) / rms).to(self.neat[name].B.dtype)
+
+    def scale_factor(self, name: str, like: torch.Tensor) -> float | torch.Tensor:
+        """s of adapter `name`, to multiply a (S, ...) tensor like `like` slice by slice: the config's number, or
+        (scale="auto") the network's stored scales shaped (S, 1, ...) in like's dtype."""
+        scales = self.neat[name].scales
+        if scales is None:
+            return self.settings[name].scale
+        return scales.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
+
     def _factors(self, name: str, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """P (S, in, r) and Q (S, r, D) for torch-layout `weight` (out x in), in weight's dtype."""
         spec = self.settings[name]
@@ -270,7 +310,8 @@ class NeatLinear(nn.Module):
     def updated_weight(self, name: str, weight: torch.Tensor) -> torch.Tensor:
         """W + s * dW(W) for torch-layout `weight`, computed in weight's dtype."""
         p, q = self._factors(name, weight)
-        delta = (p @ q).transpose(1, 2) * self.settings[name].scale  # (S, D, in)
+        delta = (p @ q).transpose(1, 2)  # (S, D, in)
+        delta = delta * self.scale_factor(name, delta)
         return _add_blocks(weight, 0, self.settings[name].slices, delta)
 
     def delta_weight(self, name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -314,7 +355,7 @@ class NeatLinear(nn.Module):
         materialized = self.uses_materialized(x, name)
         if not self.caches(name):
             return materialized, self._build_path(name, self._compute_weight(x), materialized)
-        sources = (self.base_layer.weight, *self.neat[name].parameters())
+        sources = (self.base_layer.weight, *self.neat[name].parameters(), *self.neat[name].buffers())  # scales too
         fingerprint = _fingerprint(sources)
         key = (materialized, self._compute_dtype(x), self.settings[name], fingerprint)
         entry = self._inference_cache.get(name)
@@ -334,7 +375,7 @@ class NeatLinear(nn.Module):
         # P laid out as F.linear's (S*r, in) weight, so that in training its gradient is grad^T @ x (the fast GEMM
         # layout), not x^T @ grad; Q of every slice on the block diagonal, so that all slices run in one product
         down = p.transpose(1, 2).reshape(-1, self.in_features).contiguous()
-        return down, torch.block_diag(*(q * self.settings[name].scale))
+        return down, torch.block_diag(*(q * self.scale_factor(name, q)))
 
     # --- forward --------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -3,13 +3,14 @@
 For a frozen base weight every NEAT update is a low-rank product. Per adapted slice s of a layer
 (`NeatLinear._factors`, computed in fp32 from the ORIGINAL weight, also when the model is merged):
 
-    dW_s^T = scale * P_s Q_s        P_s: in x r,  Q_s: r x D      (D = out / num_blocks)
+    dW_s^T = scale_s * P_s Q_s      P_s: in x r,  Q_s: r x D      (D = out / num_blocks; scale_s = the config's
+                                    number, or with scale="auto" the slice's stored value)
 
 so the layer is a LoRA layer of rank S*r (S adapted slices; S = 1 for a whole layer), in PEFT's layout
 (peft/tuners/lora/layer.py, checked against peft 0.21.2: y = base(x) + lora_B(lora_A(x)) * lora_alpha / r):
 
     lora_A.weight (S*r x in)  = [P_1^T; ...; P_S^T]
-    lora_B.weight (out x S*r) = block b_k of rows, columns k*r..(k+1)*r: scale * Q_k^T; zero elsewhere
+    lora_B.weight (out x S*r) = block b_k of rows, columns k*r..(k+1)*r: scale_k * Q_k^T; zero elsewhere
     lora_alpha = r                          (PEFT's and vLLM's scaling lora_alpha / r = 1)
 
 Both shapes are the same for Hugging Face `Conv1D` (PEFT reads in/out from its nx x nf weight and applies
@@ -59,12 +60,13 @@ def lora_factors(layer: NeatLinear, adapter: str) -> tuple[torch.Tensor, torch.T
     spec = layer.settings[adapter]
     with torch.no_grad():
         p, q = layer._factors(adapter, weight)  # (S, in, r), (S, r, D)
+        q = q * layer.scale_factor(adapter, q)   # each slice's s
         num, _, rank = p.shape
         lora_a = p.transpose(1, 2).reshape(num * rank, layer.in_features)
         rows = layer.out_features // spec.slices.num_blocks
         lora_b = weight.new_zeros(spec.slices.num_blocks, rows, num * rank)
         for k, block in enumerate(spec.slices.blocks):
-            lora_b[block, :, k * rank:(k + 1) * rank] = q[k].t() * spec.scale
+            lora_b[block, :, k * rank:(k + 1) * rank] = q[k].t()
     return lora_a, lora_b.reshape(layer.out_features, num * rank)
 
 

@@ -53,11 +53,14 @@ class NeatNetwork(nn.Module):
     """S stacked weight networks of width `rank`, reading rows of length `dim`.
 
     Parameters (all fp32 by default): A (S, dim, r), encoders[i] / decoders[i] (S, r, r), B (S, r, dim).
-    B starts at zero so the adapted layer starts equal to the base layer.
+    B starts at zero so the adapted layer starts equal to the base layer. With `auto_scale` (NeatConfig scale
+    "auto") the network also holds `scales` (S,), a persistent buffer: each slice's s, which the layer that owns
+    the network computes once at injection (NaN until then) and which is saved and loaded with the parameters.
     """
 
     def __init__(self, num: int, dim: int, rank: int, depth: int, activation: str,
-                 dtype: torch.dtype = torch.float32, device: torch.device | None = None) -> None:
+                 dtype: torch.dtype = torch.float32, device: torch.device | None = None,
+                 auto_scale: bool = False) -> None:
         super().__init__()
         pairs = (depth - 2) // 2
         self.activation = activation
@@ -68,6 +71,7 @@ class NeatNetwork(nn.Module):
         self.decoders = nn.ParameterList(
             [nn.Parameter(_kaiming_uniform(num, rank, rank).to(device=device, dtype=dtype)) for _ in range(pairs)])
         self.B = nn.Parameter(torch.zeros(num, rank, dim, device=device, dtype=dtype))
+        self.register_buffer("scales", torch.full((num,), math.nan, device=device, dtype=dtype) if auto_scale else None)
 
     def hidden(self, rows: torch.Tensor) -> torch.Tensor:
         """H for rows (S, n, dim) -> (S, n, r), computed in the dtype of `rows`."""
@@ -83,4 +87,5 @@ class NeatNetwork(nn.Module):
 
     def extra_repr(self) -> str:
         num, dim, rank = self.A.shape
-        return f"slices={num}, dim={dim}, rank={rank}, depth={2 + 2 * len(self.encoders)}, activation={self.activation}"
+        return (f"slices={num}, dim={dim}, rank={rank}, depth={2 + 2 * len(self.encoders)}, activation={self.activation}"
+                + (", scale=auto" if self.scales is not None else ""))

@@ -15,6 +15,10 @@ PEFT's PEANuT (peft/tuners/peanut, checked against peft 0.21.2) is the same meth
 - activation: PEFT's `act_fn` is a transformers ACT2FN key; only keys computing exactly our function are mapped
   (relu, gelu = erf GELU, silu/swish, tanh, linear = our identity).
 - residuals: both add the mirrored encoder input after each decoder's activation; scaling multiplies dW.
+- scale="auto": PEFT has one `scaling` per config, ours is one s per layer, so the export folds each layer's s
+  into its B (peanut_B = s * B^T) and writes scaling 1.0: the same outputs (up to float rounding). Read back with
+  from_peft it is a scale-1.0 adapter with those B's (the same function; training it further would move B at
+  the scale-1.0 pace).
 PEFT adapts whole nn.Linear layers only: fused-output slices, Conv1D, orientation "in" and "sin" are refused.
 """
 
@@ -29,7 +33,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from .config import NeatConfig
+from .config import AUTO_SCALE, NeatConfig
 from .inject import _REGEX_CHARS, active_adapter, adapter_configs, neat_layers, plan_injection, saved_parameters
 from .io import (CONFIG_NAME, WEIGHTS_NAME, atomic_write, base_model_name, load_tensors, read_safetensors,
                  with_trained_modules)
@@ -45,6 +49,11 @@ _PEANUT_KEY = re.compile(r"(?P<module>.+)\.peanut_(?P<part>A|B|encoders\.\d+|dec
 def peft_depth(depth: int) -> int:
     """PEFT's depth (hidden pairs) for our depth (weight matrices)."""
     return (depth - 2) // 2
+
+
+def peft_scaling(config: NeatConfig) -> float:
+    """PEFT's `scaling` for our config: s itself, or 1.0 for scale="auto" (each layer's s is folded into its B)."""
+    return 1.0 if config.scale == AUTO_SCALE else float(config.scale)
 
 
 def _plain_module_names(model: nn.Module) -> list[str]:
@@ -109,7 +118,8 @@ def _peft_tensors(model: nn.Module, layers: dict[str, NeatLinear], config: NeatC
         for kind in ("encoders", "decoders"):
             for i, matrix in enumerate(getattr(net, kind)):
                 tensors[f"{key}{kind}.{i}.weight"] = matrix[0].t()
-        tensors[f"{key}B.weight"] = net.B[0].t()
+        scale = 1.0 if net.scales is None else net.scales[0]   # scale="auto": s folded into B (module docstring)
+        tensors[f"{key}B.weight"] = net.B[0].t() * scale
     for module_name in config.modules_to_save:
         tensors.update({PEFT_PREFIX + k: p for k, p in saved_parameters(model, module_name).items()})
     return {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
@@ -133,7 +143,7 @@ def to_peft(model: nn.Module, out_dir: str | os.PathLike, adapter: str | None = 
     peft_config = {
         "peft_type": "PEANUT", "task_type": None, "base_model_name_or_path": base_model_name(model),
         "revision": None, "inference_mode": True, "r": config.rank, "depth": peft_depth(config.depth),
-        "act_fn": TO_PEFT_ACTIVATION[config.activation], "scaling": float(config.scale),
+        "act_fn": TO_PEFT_ACTIVATION[config.activation], "scaling": peft_scaling(config),
         "target_modules": _export_targets(model, config, list(layers)), "exclude_modules": None,
         "modules_to_save": list(config.modules_to_save) or None, "layers_to_transform": None,
         "layers_pattern": None, "init_weights": True,

@@ -167,7 +167,7 @@ def _from_checkpoint(folder: Path, **model_kwargs: Any) -> nn.Module:
         model, info = auto.from_pretrained(folder, output_loading_info=True, **model_kwargs)
     _check_base_loaded(folder, info)
     for name, adapter_config in configs.items():
-        neat_core.inject(model, adapter_config, adapter=name)
+        neat_core.inject(model, adapter_config, adapter=name, compute_scales=False)   # scale="auto": loaded below
     neat_core.set_adapter(model, active)
     wanted = adapter_keys(model)
     tensors = checkpoint_tensors(folder, wanted)

@@ -56,6 +56,19 @@ def randomize_adapters(model: nn.Module, std: float = 0.2, seed: int = 1) -> Non
                 p.copy_(torch.randn(p.shape, generator=gen) * std)
 
 
+def killed_after(count: int, real):
+    """A stand-in for image_runs.run_job that runs `count` jobs with `real`, then raises KeyboardInterrupt (a sweep
+    killed half way)."""
+    calls = []
+
+    def run_job(args, job, *rest):
+        if len(calls) == count:
+            raise KeyboardInterrupt
+        calls.append(job.run)
+        return real(args, job, *rest)
+    return run_job
+
+
 @pytest.fixture(autouse=True, scope="session")
 def single_thread():
     """The tests' models are tiny: one intra-op thread beats two contended ones (up to ~100x on a shared

@@ -9,6 +9,7 @@ import pytest
 import timm
 import torch
 from PIL import Image
+from conftest import killed_after
 from timm.models import save_for_hf
 
 import benchmarks.models as models_module
@@ -228,15 +229,8 @@ def test_a_sweep_killed_half_way_resumes_without_recomputing_finished_lrs(tmp_pa
     out, cache = tmp_path / "out", tmp_path / "cache"
     args = ["--suite", "smoke", "--method", "neat,head", "--lrs", "0.01,0.03", "--epochs", "1",
             "--pretrain-epochs", "1", "--cache-dir", str(cache), "--out", str(out), "--no-progress"]
-    real, calls = image_runs.run_job, []
-
-    def killed_after_three(args, job, *rest):
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        calls.append(job.run)
-        return real(args, job, *rest)
-
-    monkeypatch.setattr(image_runs, "run_job", killed_after_three)
+    real = image_runs.run_job
+    monkeypatch.setattr(image_runs, "run_job", killed_after(3, real))
     with pytest.raises(KeyboardInterrupt):
         vtab.main(args)
     finished = sorted((out / "runs").iterdir())

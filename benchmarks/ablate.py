@@ -1,0 +1,109 @@
+"""NEAT's sensitivity studies: `python -m benchmarks.ablate --study depth|activation|targets|scale [--suite paper|smoke]`.
+
+depth:      NEAT depth 2, 4, 6, 8, 10 with the same hyper-parameters (default: StanfordCars; the paper's Fig. 2).
+activation: ReLU vs sin(2*pi*x), each at its own validation-selected lr (default: the eight datasets; Table 5).
+targets:    q,v vs q,v + MLP vs all linear layers, NEAT's rank set so the trainable parameters are as equal as the
+            rank allows (the shared matcher, benchmarks.budget; the paper's Fig. 3).
+scale:      s = 1 vs s = "auto" (per layer, rms(s*H) = LoRA's rms(A) at init), each at its own validation-selected
+            lr and at LoRA's (LoRA sized to NEAT's parameters, on the same grid); image datasets, or GLUE tasks
+            (NEAT-L against LoRA's published recipe, --model a transformers model, default roberta-base).
+On the vtab suite's datasets, recipes (benchmarks/recipes.py, study grids in benchmarks/ablations.py, every value
+cited), results layout (OUT/runs/<variant>_<dataset>_seed<seed>_lr<lr>.json, written atomically; a rerun skips
+finished runs) and report pieces. Each study writes OUT/report.md (a table shaped like the paper's figure, with
+parameter counts and the paper's numbers where they are citable, then the lr chosen per cell) and OUT/<study>.png.
+--dry-run lists the runs, their exact parameter counts and an estimate of their training time (epochs x training
+images / throughput: --images-per-s, else the median of finished runs under OUT, else a stated assumption; an
+estimate, not a measurement). --suite smoke runs a study on the offline digits data in CPU minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from .ablations import STUDIES, domain, study_variants
+from .catalog import MethodOptions
+from .cli import add_option_flags, add_sweep_flags, names
+from .recipes import GLUE_TASKS, IMAGE_DATASETS, SUITES, glue_setting, recipe_for
+from .vtab import add_backbone_flags, add_process_flags, check_timm_model
+
+GLUE_MODEL = "roberta-base"     # the GLUE suite's default (benchmarks.glue)
+GLUE_WORKERS = 2                # the GLUE suite's default DataLoader workers
+SMOKE_SEEDS = "0,1,2"           # our choice: the smoke validation split has 63 images, so one seed is mostly noise
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.ablate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--study", required=True, choices=list(STUDIES), help="which study")
+    p.add_argument("--suite", default="paper", choices=sorted(SUITES), help="default datasets, model and lr grid "
+                   "(paper: ViT-B/16 on the Hub, a GPU; smoke: the offline digits, a CPU)")
+    p.add_argument("--dataset", "--datasets", "--task", "--tasks", dest="datasets",
+                   help=f"comma list of {', '.join(IMAGE_DATASETS)}; the scale study also takes GLUE tasks "
+                        f"({', '.join(GLUE_TASKS)}) (default: the study's)")
+    p.add_argument("--seeds", help=f"comma list of seeds (default 0; smoke {SMOKE_SEEDS})")
+    p.add_argument("--out", help="results folder (default results/ablate/<suite>-<study>, GLUE tasks "
+                                 "results/ablate/glue-<study>)")
+    add_backbone_flags(p, model_help=f"timm model (default: the suite's); with GLUE tasks a transformers model "
+                                     f"(default {GLUE_MODEL})")
+    add_option_flags(p, skip=tuple(f.name for f in fields(MethodOptions) if f.name != "rank"))
+    add_sweep_flags(p, "images (GLUE: samples) per forward pass and process (default: the suite's; gradient "
+                       "accumulation makes up the recipe's batch)", match=False)
+    p.add_argument("--max-length", type=int, default=512, help="GLUE tasks: truncate to this many tokens")
+    p.add_argument("--images-per-s", type=float, help="dry run: training throughput (images or samples per second) "
+                                                      "for the time estimate")
+    p.add_argument("--dry-run", action="store_true", help="list the runs, their exact parameter counts and an "
+                                                          "estimate of their training time; no data, no training")
+    add_process_flags(p)
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags, validated against plain data (nothing heavy is imported here)."""
+    p = parser()
+    args = p.parse_args(argv)
+    study = STUDIES[args.study]
+    args.datasets = names(args.datasets) if args.datasets else list(study.datasets[args.suite])
+    seeds = args.seeds or (SMOKE_SEEDS if args.suite == "smoke" else "0")
+    try:
+        if not all(s.lstrip("-").isdigit() for s in names(seeds)):
+            raise ValueError(f"--seeds must be a comma list of integers, got {seeds!r}.")
+        args.seeds = [int(s) for s in names(seeds)]
+        if not (args.datasets and args.seeds):
+            raise ValueError("--dataset and --seeds each need at least one value.")
+        variants = study_variants(args.study, args.datasets)
+        args.domain = domain(args.datasets)
+        for v in variants:
+            for d in args.datasets:
+                glue_setting(v.method, d) if args.domain == "glue" else recipe_for(v.method, d)
+        if args.rank is not None and args.rank < 1:
+            raise ValueError(f"--rank must be a positive integer, got {args.rank}.")
+    except ValueError as err:
+        p.error(str(err))
+    if args.domain == "glue":
+        args.model = args.model or GLUE_MODEL
+        args.workers = GLUE_WORKERS if args.workers is None else args.workers
+    else:
+        args.micro_batch = args.micro_batch or SUITES[args.suite].micro_batch
+    args.out = args.out or str(Path("results") / "ablate" / (
+        f"glue-{args.study}" if args.domain == "glue" else f"{args.suite}-{args.study}"))
+    match = study.match.get(args.domain)
+    args.match_params = match[0] if match else None   # the result files record whose budget the others match
+    args.save_adapters = []
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.domain == "image":
+        check_timm_model(parser(), args.model)
+    from . import ablate_runs   # torch, timm / transformers and the data libraries load only after the flags are valid
+    from .cli import main_guarded
+
+    return main_guarded(ablate_runs.run, args, ablate_runs.EXPECTED_ERRORS)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
