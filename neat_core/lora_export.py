@@ -37,18 +37,12 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .inject import active_adapter, adapter_configs, neat_layers
-from .io import CONFIG_NAME, WEIGHTS_NAME, atomic_write, base_model_name
+from .io import CONFIG_NAME, WEIGHTS_NAME, atomic_write, base_model_name, library_version
 from .layer import NeatLinear
+from .peft_view import PEFT_PREFIX, inside_saved, peft_module_names, peft_saved_modules, peft_targets
 
-PEFT_PREFIX = "base_model.model."
 EXPORT_INFO_NAME = "neat_export.json"
 EXPORTED_FROM = "neat-peft"
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 # --- the maths -------------------------------------------------------------------------------------
@@ -71,23 +65,6 @@ def lora_factors(layer: NeatLinear, adapter: str) -> tuple[torch.Tensor, torch.T
 
 
 # --- how PEFT will read the config (peft 0.21.2) ------------------------------------------------------
-def _plain_names(model: nn.Module) -> list[str]:
-    """Module names as PEFT sees the base model: a NEAT layer is one module, its insides do not exist."""
-    neat = [name for name, _ in neat_layers(model)]
-    return [n for n, _ in model.named_modules() if n and not any(n.startswith(p + ".") for p in neat)]
-
-
-def _in_saved(name: str, heads: list[str]) -> bool:
-    """PEFT never puts LoRA inside a module that `modules_to_save` names (or on that module)."""
-    return any(re.fullmatch(rf"(.*\.)?{re.escape(h)}(\..*)?", name) for h in heads)
-
-
-def _peft_targets(names: list[str], targets: list[str], heads: list[str]) -> set[str]:
-    """The modules PEFT's list-form `target_modules` select: the name itself or a dotted suffix of it."""
-    chosen = set(targets)
-    return {n for n in names if (n in chosen or any(n.endswith("." + t) for t in targets)) and not _in_saved(n, heads)}
-
-
 def _pattern_value(pattern: dict[str, int], name: str, default: int) -> int:
     """The value PEFT's `rank_pattern` / `alpha_pattern` give module `name` (peft.utils.other.get_pattern_key)."""
     for key in pattern:
@@ -100,10 +77,10 @@ def _target_modules(names: list[str], adapted: list[str], heads: list[str]) -> l
     """Short names (`q_proj`) when PEFT selects exactly the adapted layers with them - the form LoRA servers
     know - else the exact module names."""
     short = sorted({n.rpartition(".")[2] for n in adapted})
-    for candidate in (short, sorted(adapted)):
-        if _peft_targets(names, candidate, heads) == set(adapted):
-            return candidate
-    inside = [n for n in adapted if _in_saved(n, heads)]
+    found = peft_targets(names, [short, sorted(adapted)], adapted, heads)
+    if found is not None:
+        return found
+    inside = [n for n in adapted if inside_saved(n, heads)]
     raise ValueError(f"PEFT cannot put LoRA on {inside[0] if inside else adapted[0]}: it lies inside a module of "
                      f"modules_to_save ({', '.join(heads)}), which PEFT trains whole. Export an adapter whose "
                      "targets and modules_to_save do not overlap.")
@@ -124,16 +101,6 @@ def _rank_pattern(ranks: dict[str, int]) -> tuple[int, dict[str, int]]:
     if any(_pattern_value(pattern, n, top) != k for n, k in ranks.items()):  # a short name matching another module
         pattern = {re.escape(n): k for n, k in ranks.items() if k != top}
     return top, pattern
-
-
-def _saved_modules(model: nn.Module, names: list[str], heads: list[str]) -> list[str]:
-    """Modules PEFT wraps for `modules_to_save` (a name ending with a pattern, outermost only) with parameters."""
-    chosen: list[str] = []
-    for name in names:
-        if (any(name.endswith(h) for h in heads) and not any(name.startswith(c + ".") for c in chosen)
-                and any(True for _ in model.get_submodule(name).parameters())):
-            chosen.append(name)
-    return chosen
 
 
 # --- the export ------------------------------------------------------------------------------------
@@ -167,8 +134,8 @@ def to_lora(model: nn.Module, out_dir: str | os.PathLike, adapter: str | None = 
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{folder} is a file; to_lora writes a folder: give a new or existing folder path.")
-    names = _plain_names(model)
-    heads = _saved_modules(model, names, config.modules_to_save)
+    names = peft_module_names(model)
+    heads = peft_saved_modules(model, config.modules_to_save)
     targets = _target_modules(names, list(layers), config.modules_to_save)
 
     tensors, ranks = {}, {}
@@ -191,10 +158,10 @@ def to_lora(model: nn.Module, out_dir: str | os.PathLike, adapter: str | None = 
         "fan_in_fan_out": any(layer.fan_in_fan_out for layer in layers.values()),
         "modules_to_save": list(config.modules_to_save) or None, "init_lora_weights": True,
     }
-    info = {"exported_from": EXPORTED_FROM, "library_version": _version(), "adapter": adapter,
+    info = {"exported_from": EXPORTED_FROM, "library_version": library_version(), "adapter": adapter,
             "base_model": base_model_name(model), "model_class": type(model).__name__,
             "lora_rank": rank, "neat_config": config.to_dict()}
-    metadata = {"format": "pt", "exported_from": EXPORTED_FROM, "library_version": _version(),
+    metadata = {"format": "pt", "exported_from": EXPORTED_FROM, "library_version": library_version(),
                 "neat_config": config.to_json()}
 
     folder.mkdir(parents=True, exist_ok=True)
