@@ -37,9 +37,10 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .inject import active_adapter, adapter_configs, neat_layers
-from .io import CONFIG_NAME, WEIGHTS_NAME, atomic_write, base_model_name, library_version
+from .io import CONFIG_NAME, WEIGHTS_NAME, atomic_write, base_model_name, library_version, with_trained_modules
 from .layer import NeatLinear
-from .peft_view import PEFT_PREFIX, inside_saved, peft_module_names, peft_saved_modules, peft_targets
+from .peft_view import (PEFT_PREFIX, inside_saved, parameter_entries, peft_module_names, peft_saved_modules,
+                        peft_targets)
 
 EXPORT_INFO_NAME = "neat_export.json"
 EXPORTED_FROM = "neat-peft"
@@ -122,14 +123,21 @@ def _adapter_to_export(model: nn.Module, adapter: str | None) -> str:
 
 def to_lora(model: nn.Module, out_dir: str | os.PathLike, adapter: str | None = None) -> Path:
     """Write NEAT adapter `adapter` (default: the active one) as a PEFT LoRA folder (`adapter_config.json` +
-    `adapter_model.safetensors`, the head in `modules_to_save`) that `peft.PeftModel.from_pretrained(base, out_dir)`
-    and LoRA servers load, with the NEAT model's outputs. The exported rank of a layer is S*r (S adapted slices).
+    `adapter_model.safetensors`; the head, and any other module that trains, in `modules_to_save`) that
+    `peft.PeftModel.from_pretrained(base, out_dir)` and LoRA servers load, with the NEAT model's outputs. The
+    exported rank of a layer is S*r (S adapted slices). A trained parameter outside any module (PEFT cannot
+    carry it) is refused.
 
     Works on a merged model too (the factors come from the original weight). Everything is computed and
     checked before anything is written; each file is replaced atomically, the config last.
     """
     adapter = _adapter_to_export(model, adapter)
-    config = adapter_configs(model)[adapter]
+    config = with_trained_modules(model, adapter)  # a head built after patching is exported too
+    params = parameter_entries(model, config)
+    if params:
+        raise ValueError(f"PEFT's LoRA cannot carry the trained parameter {params[0]} (PEFT's modules_to_save names "
+                         "modules, not parameters): freeze it, or keep the adapter in neat_core format "
+                         "(neat_core.save_adapter).")
     layers = {n: layer for n, layer in neat_layers(model) if adapter in layer.neat}
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():
