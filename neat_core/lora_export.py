@@ -50,8 +50,7 @@ EXPORTED_FROM = "neat-peft"
 def lora_factors(layer: NeatLinear, adapter: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(lora_A (S*r x in), lora_B (out x S*r)) with lora_B @ lora_A = the adapter's scale * dW (torch layout),
     computed in fp32 (or the weight's dtype, if wider) from the unmerged base weight."""
-    weight = layer._unmerged_weight().detach()
-    weight = weight.to(torch.promote_types(weight.dtype, torch.float32))
+    weight = layer.reference_weight()
     spec = layer.settings[adapter]
     with torch.no_grad():
         p, q = layer._factors(adapter, weight)  # (S, in, r), (S, r, D)
