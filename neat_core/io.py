@@ -1,7 +1,8 @@
 """Saving and loading adapters: `adapter_config.json` + `adapter_model.safetensors` (never pickle).
 
-A leaf of the package: it reads and writes NEAT folders; `remote` finds Hub repos in the cache or downloads them,
-`peft_compat` converts PEFT folders on top of this module, and `hub` uploads.
+A leaf of the package: it reads and writes NEAT folders; `remote` finds Hub repos in the cache or downloads them;
+`peft_compat` (PEANuT) and `lora_export` (LoRA) write PEFT folders on top of this module, reading module names as
+PEFT does through `peft_view`; `hub` uploads.
 """
 
 from __future__ import annotations

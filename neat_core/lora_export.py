@@ -1,7 +1,7 @@
 """`to_lora`: a NEAT adapter written as a standard PEFT LoRA folder, exactly (no approximation).
 
 For a frozen base weight every NEAT update is a low-rank product. Per adapted slice s of a layer
-(`NeatLinear._factors`, computed in fp32 from the ORIGINAL weight, also when the model is merged):
+(`NeatLinear._factors`, computed in fp32 or wider from the ORIGINAL weight, also when the model is merged):
 
     dW_s^T = scale_s * P_s Q_s      P_s: in x r,  Q_s: r x D      (D = out / num_blocks; scale_s = the config's
                                     number, or with scale="auto" the slice's stored value)
