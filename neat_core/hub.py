@@ -1,7 +1,7 @@
 """The Hugging Face Hub, upload side: `push_to_hub` uploads an adapter with a generated model card.
 
-Downloads live in `remote` (probe, cache, `local_files_only` when offline) and `io.resolve_adapter`; the names
-are re-exported here for code that imports them from neat_core.hub.
+Downloads live in `remote` (one probe; when offline, cache lookups that make no request) and
+`io.resolve_adapter`; the names are re-exported here for code that imports them from neat_core.hub.
 """
 
 from __future__ import annotations

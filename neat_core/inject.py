@@ -39,18 +39,22 @@ def block_index(name: str, layers_pattern: str | None) -> int | None:
     return None
 
 
-def _adaptable(model: nn.Module) -> dict[str, nn.Module]:
-    """Modules NEAT can wrap, by name, skipping the insides of existing NEAT layers."""
+def plain_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """The model's modules by name (the root as ""), a NEAT layer as one module: its insides are left out, so the
+    names are those of the model without NEAT (what PEFT and a plain checkpoint see)."""
     found, inside = {}, []
     for name, module in model.named_modules():
         if any(name.startswith(p + ".") for p in inside):
             continue
+        found[name] = module
         if isinstance(module, NeatLinear):
             inside.append(name)
-            found[name] = module
-        elif is_adaptable(module):
-            found[name] = module
     return found
+
+
+def _adaptable(model: nn.Module) -> dict[str, nn.Module]:
+    """Modules NEAT can wrap (or has wrapped), by name."""
+    return {n: m for n, m in plain_modules(model).items() if isinstance(m, NeatLinear) or is_adaptable(m)}
 
 
 def _no_match_error(model: nn.Module, pattern: str, adaptable: dict[str, nn.Module]) -> ValueError:

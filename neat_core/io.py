@@ -1,7 +1,8 @@
 """Saving and loading adapters: `adapter_config.json` + `adapter_model.safetensors` (never pickle).
 
-A leaf of the package: it reads and writes NEAT folders; `remote` finds Hub repos in the cache or downloads them,
-`peft_compat` converts PEFT folders on top of this module, and `hub` uploads.
+A leaf of the package: it reads and writes NEAT folders; `remote` finds Hub repos in the cache or downloads them;
+`peft_compat` (PEANuT) and `lora_export` (LoRA) write PEFT folders on top of this module, reading module names as
+PEFT does through `peft_view`; `hub` uploads.
 """
 
 from __future__ import annotations
@@ -70,12 +71,10 @@ def base_model_args(model: nn.Module) -> dict[str, Any] | None:
 def _adapter_tensors(model: nn.Module, adapter: str, config: NeatConfig) -> dict[str, torch.Tensor]:
     tensors = {}
     for name, layer in neat_layers(model):
-        if adapter in layer.neat:   # the parameters and, for scale="auto", the stored scales
-            net = layer.neat[adapter]   # (named_parameters, not state_dict: FSDP2 unshards parameters, not dicts)
-            for pname, param in net.named_parameters():
-                tensors[f"{name}.neat.{pname}"] = param
-            if net.scales is not None:
-                tensors[f"{name}.neat.scales"] = net.scales
+        if adapter in layer.neat:   # the parameters and buffers (scale="auto": the stored scales), by name
+            net = layer.neat[adapter]   # (not state_dict: FSDP2 unshards parameters, not state dicts)
+            for pname, tensor in [*net.named_parameters(), *net.named_buffers()]:
+                tensors[f"{name}.neat.{pname}"] = tensor
     for module_name in config.modules_to_save:
         tensors.update(saved_parameters(model, module_name))
     return tensors

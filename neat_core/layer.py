@@ -276,10 +276,8 @@ class NeatLinear(nn.Module):
         """Per adapted slice, the s that makes rms(s * H) equal LoRA's rms(A) = 1 / sqrt(3 * in_features) (A
         Kaiming-uniform, a=sqrt(5), as PEFT initialises it) at the network's current parameters; H = f(W0) computed
         in fp32 (or the weight's dtype, if wider) from the unmerged weight. Shape (S,), the network's dtype."""
-        weight = self._unmerged_weight().detach()
-        weight = weight.to(torch.promote_types(weight.dtype, torch.float32))
         with torch.no_grad():
-            p, q = self._factors(name, weight)
+            p, q = self._factors(name, self.reference_weight())
         hidden = p if self.settings[name].orientation == "out" else q.transpose(1, 2)
         rms = hidden.pow(2).mean(dim=(1, 2)).sqrt()
         if not hidden.is_meta and not bool(torch.isfinite(rms).all() and (rms > 0).all()):
@@ -334,6 +332,12 @@ class NeatLinear(nn.Module):
 
     def _unmerged_weight(self) -> torch.Tensor:
         return self.torch_layout(self.base_layer.weight if self._original_weight is None else self._original_weight)
+
+    def reference_weight(self) -> torch.Tensor:
+        """The unmerged weight in torch layout, detached, in fp32 (or its own dtype if wider): what the exact
+        computations read (merging, scale="auto", the LoRA export)."""
+        weight = self._unmerged_weight().detach()
+        return weight.to(torch.promote_types(weight.dtype, torch.float32))
 
     # --- inference cache ------------------------------------------------------------------------
     def caches(self, name: str) -> bool:
@@ -475,12 +479,11 @@ class NeatLinear(nn.Module):
 
     # --- merge ----------------------------------------------------------------------------------
     def merged_weight(self) -> torch.Tensor:
-        """The base weight with the active adapter added, in the base layer's stored layout and dtype
-        (computed in fp32)."""
-        weight = self.base_layer.weight
+        """The unmerged weight with the active adapter added, in the base layer's stored layout and dtype (computed
+        in fp32, or the weight's dtype if wider)."""
         with torch.no_grad():
-            updated = self.updated_weight(self.active_adapter, self.torch_layout(weight.detach().float()))
-            return self.torch_layout(updated).to(weight.dtype)
+            updated = self.updated_weight(self.active_adapter, self.reference_weight())
+            return self.torch_layout(updated).to(self.base_layer.weight.dtype)
 
     def commit_merge(self, new_weight: torch.Tensor) -> None:
         """Write a merged weight (stored layout), keeping the original so that unmerge restores it exactly."""

@@ -1,7 +1,7 @@
 """`to_lora`: a NEAT adapter written as a standard PEFT LoRA folder, exactly (no approximation).
 
 For a frozen base weight every NEAT update is a low-rank product. Per adapted slice s of a layer
-(`NeatLinear._factors`, computed in fp32 from the ORIGINAL weight, also when the model is merged):
+(`NeatLinear._factors`, computed in fp32 or wider from the ORIGINAL weight, also when the model is merged):
 
     dW_s^T = scale_s * P_s Q_s      P_s: in x r,  Q_s: r x D      (D = out / num_blocks; scale_s = the config's
                                     number, or with scale="auto" the slice's stored value)
@@ -37,26 +37,20 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .inject import active_adapter, adapter_configs, neat_layers
-from .io import CONFIG_NAME, WEIGHTS_NAME, atomic_write, base_model_name
+from .io import CONFIG_NAME, WEIGHTS_NAME, atomic_write, base_model_name, library_version, with_trained_modules
 from .layer import NeatLinear
+from .peft_view import (PEFT_PREFIX, inside_saved, parameter_entries, peft_module_names, peft_saved_modules,
+                        peft_targets)
 
-PEFT_PREFIX = "base_model.model."
 EXPORT_INFO_NAME = "neat_export.json"
 EXPORTED_FROM = "neat-peft"
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 # --- the maths -------------------------------------------------------------------------------------
 def lora_factors(layer: NeatLinear, adapter: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(lora_A (S*r x in), lora_B (out x S*r)) with lora_B @ lora_A = the adapter's scale * dW (torch layout),
     computed in fp32 (or the weight's dtype, if wider) from the unmerged base weight."""
-    weight = layer._unmerged_weight().detach()
-    weight = weight.to(torch.promote_types(weight.dtype, torch.float32))
+    weight = layer.reference_weight()
     spec = layer.settings[adapter]
     with torch.no_grad():
         p, q = layer._factors(adapter, weight)  # (S, in, r), (S, r, D)
@@ -71,23 +65,6 @@ def lora_factors(layer: NeatLinear, adapter: str) -> tuple[torch.Tensor, torch.T
 
 
 # --- how PEFT will read the config (peft 0.21.2) ------------------------------------------------------
-def _plain_names(model: nn.Module) -> list[str]:
-    """Module names as PEFT sees the base model: a NEAT layer is one module, its insides do not exist."""
-    neat = [name for name, _ in neat_layers(model)]
-    return [n for n, _ in model.named_modules() if n and not any(n.startswith(p + ".") for p in neat)]
-
-
-def _in_saved(name: str, heads: list[str]) -> bool:
-    """PEFT never puts LoRA inside a module that `modules_to_save` names (or on that module)."""
-    return any(re.fullmatch(rf"(.*\.)?{re.escape(h)}(\..*)?", name) for h in heads)
-
-
-def _peft_targets(names: list[str], targets: list[str], heads: list[str]) -> set[str]:
-    """The modules PEFT's list-form `target_modules` select: the name itself or a dotted suffix of it."""
-    chosen = set(targets)
-    return {n for n in names if (n in chosen or any(n.endswith("." + t) for t in targets)) and not _in_saved(n, heads)}
-
-
 def _pattern_value(pattern: dict[str, int], name: str, default: int) -> int:
     """The value PEFT's `rank_pattern` / `alpha_pattern` give module `name` (peft.utils.other.get_pattern_key)."""
     for key in pattern:
@@ -100,10 +77,10 @@ def _target_modules(names: list[str], adapted: list[str], heads: list[str]) -> l
     """Short names (`q_proj`) when PEFT selects exactly the adapted layers with them - the form LoRA servers
     know - else the exact module names."""
     short = sorted({n.rpartition(".")[2] for n in adapted})
-    for candidate in (short, sorted(adapted)):
-        if _peft_targets(names, candidate, heads) == set(adapted):
-            return candidate
-    inside = [n for n in adapted if _in_saved(n, heads)]
+    found = peft_targets(names, [short, sorted(adapted)], adapted, heads)
+    if found is not None:
+        return found
+    inside = [n for n in adapted if inside_saved(n, heads)]
     raise ValueError(f"PEFT cannot put LoRA on {inside[0] if inside else adapted[0]}: it lies inside a module of "
                      f"modules_to_save ({', '.join(heads)}), which PEFT trains whole. Export an adapter whose "
                      "targets and modules_to_save do not overlap.")
@@ -126,16 +103,6 @@ def _rank_pattern(ranks: dict[str, int]) -> tuple[int, dict[str, int]]:
     return top, pattern
 
 
-def _saved_modules(model: nn.Module, names: list[str], heads: list[str]) -> list[str]:
-    """Modules PEFT wraps for `modules_to_save` (a name ending with a pattern, outermost only) with parameters."""
-    chosen: list[str] = []
-    for name in names:
-        if (any(name.endswith(h) for h in heads) and not any(name.startswith(c + ".") for c in chosen)
-                and any(True for _ in model.get_submodule(name).parameters())):
-            chosen.append(name)
-    return chosen
-
-
 # --- the export ------------------------------------------------------------------------------------
 def _adapter_to_export(model: nn.Module, adapter: str | None) -> str:
     if not isinstance(model, nn.Module):
@@ -155,20 +122,27 @@ def _adapter_to_export(model: nn.Module, adapter: str | None) -> str:
 
 def to_lora(model: nn.Module, out_dir: str | os.PathLike, adapter: str | None = None) -> Path:
     """Write NEAT adapter `adapter` (default: the active one) as a PEFT LoRA folder (`adapter_config.json` +
-    `adapter_model.safetensors`, the head in `modules_to_save`) that `peft.PeftModel.from_pretrained(base, out_dir)`
-    and LoRA servers load, with the NEAT model's outputs. The exported rank of a layer is S*r (S adapted slices).
+    `adapter_model.safetensors`; the head, and any other module that trains, in `modules_to_save`) that
+    `peft.PeftModel.from_pretrained(base, out_dir)` and LoRA servers load, with the NEAT model's outputs. The
+    exported rank of a layer is S*r (S adapted slices). A trained parameter outside any module (PEFT cannot
+    carry it) is refused.
 
     Works on a merged model too (the factors come from the original weight). Everything is computed and
     checked before anything is written; each file is replaced atomically, the config last.
     """
     adapter = _adapter_to_export(model, adapter)
-    config = adapter_configs(model)[adapter]
+    config = with_trained_modules(model, adapter)  # a head built after patching is exported too
+    params = parameter_entries(model, config)
+    if params:
+        raise ValueError(f"PEFT's LoRA cannot carry the trained parameter {params[0]} (PEFT's modules_to_save names "
+                         "modules, not parameters): freeze it, or keep the adapter in neat_core format "
+                         "(neat_core.save_adapter).")
     layers = {n: layer for n, layer in neat_layers(model) if adapter in layer.neat}
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{folder} is a file; to_lora writes a folder: give a new or existing folder path.")
-    names = _plain_names(model)
-    heads = _saved_modules(model, names, config.modules_to_save)
+    names = peft_module_names(model)
+    heads = peft_saved_modules(model, config.modules_to_save)
     targets = _target_modules(names, list(layers), config.modules_to_save)
 
     tensors, ranks = {}, {}
@@ -191,10 +165,10 @@ def to_lora(model: nn.Module, out_dir: str | os.PathLike, adapter: str | None = 
         "fan_in_fan_out": any(layer.fan_in_fan_out for layer in layers.values()),
         "modules_to_save": list(config.modules_to_save) or None, "init_lora_weights": True,
     }
-    info = {"exported_from": EXPORTED_FROM, "library_version": _version(), "adapter": adapter,
+    info = {"exported_from": EXPORTED_FROM, "library_version": library_version(), "adapter": adapter,
             "base_model": base_model_name(model), "model_class": type(model).__name__,
             "lora_rank": rank, "neat_config": config.to_dict()}
-    metadata = {"format": "pt", "exported_from": EXPORTED_FROM, "library_version": _version(),
+    metadata = {"format": "pt", "exported_from": EXPORTED_FROM, "library_version": library_version(),
                 "neat_config": config.to_json()}
 
     folder.mkdir(parents=True, exist_ok=True)

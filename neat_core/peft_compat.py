@@ -38,8 +38,8 @@ from .inject import _REGEX_CHARS, active_adapter, adapter_configs, neat_layers, 
 from .io import (CONFIG_NAME, WEIGHTS_NAME, atomic_write, base_model_name, load_tensors, read_safetensors,
                  with_trained_modules)
 from .layer import NeatLinear
+from .peft_view import PEFT_PREFIX, parameter_entries, peft_module_names, peft_saved_modules, peft_targets
 
-PEFT_PREFIX = "base_model.model."
 TO_PEFT_ACTIVATION = {"relu": "relu", "gelu": "gelu", "silu": "silu", "tanh": "tanh", "identity": "linear"}
 FROM_PEFT_ACTIVATION = {"relu": "relu", "gelu": "gelu", "silu": "silu", "swish": "silu", "tanh": "tanh",
                         "linear": "identity"}
@@ -54,24 +54,6 @@ def peft_depth(depth: int) -> int:
 def peft_scaling(config: NeatConfig) -> float:
     """PEFT's `scaling` for our config: s itself, or 1.0 for scale="auto" (each layer's s is folded into its B)."""
     return 1.0 if config.scale == AUTO_SCALE else float(config.scale)
-
-
-def _plain_module_names(model: nn.Module) -> list[str]:
-    """Module names as PEFT sees the model without NEAT: NEAT layers count, their insides do not."""
-    names, inside = [], []
-    for name, module in model.named_modules():
-        if name and not any(name.startswith(p + ".") for p in inside):
-            names.append(name)
-            if isinstance(module, NeatLinear):
-                inside.append(name)
-    return names
-
-
-def _peft_adapts(names: list[str], targets: list[str], modules_to_save: list[str]) -> set[str]:
-    """The module names PEFT's list-form target_modules select (check_target_module_exists)."""
-    saved = [re.compile(rf"(^|.*\.){m}($|\..*)") for m in modules_to_save]
-    return {n for n in names if (n in targets or any(n.endswith("." + t) for t in targets))
-            and not any(s.match(n) for s in saved)}
 
 
 # --- export -----------------------------------------------------------------------------------------
@@ -90,7 +72,7 @@ def _inexpressible(model: nn.Module, config: NeatConfig, layers: dict[str, NeatL
     conv = [n for n, layer in layers.items() if layer.fan_in_fan_out]
     if conv:
         problems.append(f"Conv1D layers ({conv[0]} is a Hugging Face Conv1D; PEFT's PEANuT supports nn.Linear only)")
-    params = [n for n in config.modules_to_save if n in dict(model.named_parameters())]
+    params = parameter_entries(model, config)
     if params:
         problems.append(f"a trained parameter outside any saved module ({params[0]}; PEFT's modules_to_save names "
                         "modules)")
@@ -99,14 +81,12 @@ def _inexpressible(model: nn.Module, config: NeatConfig, layers: dict[str, NeatL
 
 def _export_targets(model: nn.Module, config: NeatConfig, adapted: list[str]) -> list[str]:
     """Our target patterns when PEFT reads them the same way, else the exact module names."""
-    names = _plain_module_names(model)
-    plain = not any(_REGEX_CHARS & set(t) for t in config.targets)
-    if plain and _peft_adapts(names, config.targets, config.modules_to_save) == set(adapted):
-        return list(config.targets)
-    if _peft_adapts(names, adapted, config.modules_to_save) != set(adapted):
+    ours = [] if any(_REGEX_CHARS & set(t) for t in config.targets) else [list(config.targets)]
+    found = peft_targets(peft_module_names(model), [*ours, sorted(adapted)], adapted, config.modules_to_save)
+    if found is None:
         raise ValueError(f"PEFT would not adapt every layer of this adapter: PEFT never adapts layers inside "
                          f"modules_to_save ({config.modules_to_save}); remove them from targets or modules_to_save.")
-    return sorted(adapted)
+    return found
 
 
 def _peft_tensors(model: nn.Module, layers: dict[str, NeatLinear], config: NeatConfig,
@@ -192,14 +172,9 @@ def _neat_tensors(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Ten
 
 
 def _saved_modules(model: nn.Module, patterns: list[str], rest: dict[str, torch.Tensor]) -> list[str]:
-    """Full names of the modules_to_save PEFT matched (name ends with a pattern) whose tensors the file has."""
-    chosen: list[str] = []
-    for name, module in model.named_modules():
-        params = [f"{name}.{p}" for p, _ in module.named_parameters()]
-        if (name and params and any(name.endswith(p) for p in patterns) and all(k in rest for k in params)
-                and not any(name.startswith(c + ".") for c in chosen)):
-            chosen.append(name)
-    return chosen
+    """Full names of the modules_to_save PEFT matched whose tensors the file has."""
+    return peft_saved_modules(model, patterns, keep=lambda name, module: all(
+        f"{name}.{p}" in rest for p, _ in module.named_parameters()))
 
 
 def _import_targets(model: nn.Module, peft_config: dict, layer_names: list[str]) -> list[str]:

@@ -21,7 +21,6 @@ from neat_core import NeatConfig
 from neat_core.inject import ACTIVE_ATTR, ADAPTER_KEY, CONFIGS_ATTR, adapter_keys
 from neat_core.io import CONFIG_NAME, load_tensors, read_safetensors, saved_classes
 
-from .patch import patch
 
 SAFE_WEIGHTS = "model.safetensors"
 SAFE_INDEX = "model.safetensors.index.json"
@@ -82,8 +81,7 @@ def from_pretrained(repo_id_or_path: str | os.PathLike, revision: str | None = N
     except OSError as err:  # offline and not cached, missing folder
         raise FileNotFoundError(f"Cannot load base model {base!r} ({err}). Pass model_path= (a local "
                                 "save_pretrained folder) or set HF_HUB_CACHE to a cache that has it.") from None
-    patch(model, config=config, train_head=False, adapter=adapter)
-    load_tensors(model, config, tensors, adapter, origin=str(repo_id_or_path),
+    load_tensors(model, config, tensors, adapter, origin=str(repo_id_or_path),   # injects the adapter as saved
                  saved_for=meta.get("base_model") or meta.get("model_class") or "another model")
     return model.eval()
 

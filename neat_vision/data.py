@@ -18,7 +18,7 @@ from typing import Any
 import albumentations as A
 import cv2
 import numpy as np
-from neat_core.remote import hub_reachable, offline_mode  # noqa: F401  (the one Hub probe; benchmarks import it here)
+from neat_core.remote import hub_reachable, offline_mode  # the one Hub probe (benchmarks import it from here too)
 from torch.utils.data import Dataset, get_worker_info
 
 VAL_FRACTION = 0.1   # held out of train when a dataset has no validation split (the paper's setup)

@@ -12,7 +12,7 @@ import neat_core
 from neat_core.io import load_tensors, saved_classes
 from neat_core.remote import cached_file, hub_unavailable_reason
 
-from .patch import patch
+from .patch import separate_qkv_bias
 from .rebuild import argument_names
 
 WAYS_OUT = ("Pass model_path= (a timm folder with config.json + model.safetensors, or a weights file), or "
@@ -127,12 +127,12 @@ def from_pretrained(repo_id_or_path: str | os.PathLike, revision: str | None = N
     kwargs.update(create_kwargs)
     name = meta.get("base_model")
     model = create_base(name, model_path, **kwargs)
-    patch(model, config=config, train_head=False, adapter=adapter)
-    try:
+    try:   # injects the adapter as saved (scale="auto": the stored scales, not recomputed)
         load_tensors(model, config, tensors, adapter, origin=str(repo_id_or_path),
                      saved_for=name or meta.get("model_class") or "another model")
     except ValueError as err:
         if recorded is not None:
             raise
         raise ValueError(f"{err} The adapter records no base_model_args. {_arguments_hint(name, model)}") from None
+    separate_qkv_bias(model)   # what patch does after injecting
     return model.eval()

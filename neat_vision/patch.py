@@ -7,10 +7,11 @@ from typing import Any
 from torch import nn
 
 import neat_core
-from neat_core import NeatConfig
+from neat_core import NeatConfig, NeatLinear
 from neat_core.inject import front_end_config
 
 from .presets import preset_fields
+from .qkv import BIAS_SWITCH, QKV_NAME
 
 
 def head_names(model: nn.Module) -> list[str]:
@@ -21,13 +22,13 @@ def head_names(model: nn.Module) -> list[str]:
     return [name for name, module in model.named_modules() if id(module) in ids]
 
 
-def _separate_qkv_bias(model: nn.Module) -> None:
+def separate_qkv_bias(model: nn.Module) -> None:
     """Eva/SwinV2 attention with q/v biases may call F.linear on qkv.weight directly, bypassing the qkv
-    module; their `qkv_bias_separate` switch makes them call the module and add the bias after (same maths)."""
-    for _, layer in neat_core.neat_layers(model):
-        for module in model.modules():
-            if getattr(module, "qkv", None) is layer and hasattr(module, "qkv_bias_separate"):
-                module.qkv_bias_separate = True
+    module; their `qkv_bias_separate` switch makes them call the module and add the bias after (same maths).
+    Set on every attention module whose qkv is a NEAT layer."""
+    for module in model.modules():
+        if isinstance(getattr(module, QKV_NAME, None), NeatLinear) and hasattr(module, BIAS_SWITCH):
+            setattr(module, BIAS_SWITCH, True)
 
 
 def patch(model: nn.Module, config: NeatConfig | None = None, preset: str | None = None,
@@ -42,5 +43,5 @@ def patch(model: nn.Module, config: NeatConfig | None = None, preset: str | None
     heads = head_names(model) if train_head else []
     config = front_end_config(config, preset, fields, lambda name: preset_fields(model, name), "qv", heads)
     neat_core.inject(model, config, adapter=adapter)
-    _separate_qkv_bias(model)
+    separate_qkv_bias(model)
     return model

@@ -247,6 +247,29 @@ def test_save_pretrained_and_adapter_folders_of_a_text_model_load_back_exactly(t
         torch.testing.assert_close(logits(loaded, inputs), expected, atol=1e-6, rtol=0)
 
 
+def test_the_front_ends_from_pretrained_load_the_stored_scales_without_computing_them(tmp_path, monkeypatch):
+    vit = _trained(neat_vision.patch(tiny_vit(), rank=3, depth=4, scale="auto"))
+    neat_core.save_adapter(vit, tmp_path / "vit")
+    base = tiny_model("roberta")
+    base.save_pretrained(tmp_path / "base")
+    text = neat_text.patch(copy.deepcopy(base), rank=2, orientation="in", scale="auto")
+    randomize_adapters(text, std=0.3)
+    neat_core.save_adapter(text, tmp_path / "text")
+
+    def never(*args):
+        raise AssertionError("loading computed the scales")
+
+    monkeypatch.setattr(NeatLinear, "auto_scales", never)
+    loaded_vit = neat_vision.from_pretrained(tmp_path / "vit", pretrained=False)
+    loaded_text = neat_text.from_pretrained(tmp_path / "text", model_path=tmp_path / "base")
+    for ours, loaded in ((vit, loaded_vit), (text, loaded_text)):
+        stored = {n: layer.neat["default"].scales for n, layer in neat_core.neat_layers(ours)}
+        found = {n: layer.neat["default"].scales for n, layer in neat_core.neat_layers(loaded)}
+        assert found.keys() == stored.keys() and all(torch.equal(found[n], stored[n]) for n in stored)
+    torch.testing.assert_close(logits(loaded_text, tiny_inputs(base)), logits(text, tiny_inputs(base)),
+                               atol=1e-6, rtol=0)
+
+
 def test_the_benchmarks_take_scale_auto_for_neat_and_refuse_it_for_peft_peanut(capsys):
     from benchmarks import methods as M
     from benchmarks import vtab

@@ -4,8 +4,9 @@ Accelerate runs FSDP only on accelerators (with several CPU processes it falls b
 `accelerate launch --config_file configs/accelerate/fsdp.yaml` path itself cannot run here. What is tested: the
 shipped config, read by Accelerate's own launcher and plugin, shards one unit per decoder layer (so NEAT's frozen
 weight and its network are gathered together); torch's FSDP2 `fully_shard` applied that way on a gloo CPU mesh
-with gradient checkpointing gives the single-process losses and adapters of NEAT; `whole_parameters` lets a
-sharded model's adapter be saved as the unsharded one."""
+with gradient checkpointing gives the single-process losses and adapters of NEAT, and evaluations between training
+steps read no stale inference cache; `whole_parameters` lets a sharded model's adapter be saved as the unsharded
+one."""
 
 from __future__ import annotations
 
@@ -66,6 +67,25 @@ def steps(model: torch.nn.Module, rows: slice, step=None) -> list[float]:
     return losses
 
 
+def evaluate(model: torch.nn.Module) -> tuple[float, int]:
+    """The loss on BATCH in eval mode without autograd (NEAT's inference cache is built), and the cache's size."""
+    model.eval()
+    with torch.no_grad():
+        loss = model(input_ids=BATCH, labels=BATCH).loss.item()
+    model.train()
+    return loss, sum(len(layer._inference_cache) for _, layer in neat_core.neat_layers(model))
+
+
+def train_and_evaluate(model: torch.nn.Module, rows: slice, step=None) -> tuple[list[float], list[float], int]:
+    """Losses of training, evaluating (the cache is filled), training again (the cache must not survive it:
+    FSDP2 gathers the changed parameters into the same storage) and evaluating again; the cache's size."""
+    losses = steps(model, rows, step)
+    first, _ = evaluate(model)
+    losses += steps(model, rows, step)
+    second, cached = evaluate(model)
+    return losses, [first, second], cached
+
+
 def test_the_shipped_fsdp_config_shards_whole_decoder_layers(monkeypatch):
     for key, value in fsdp_environment().items():
         monkeypatch.setenv(key, value)
@@ -101,12 +121,12 @@ def _fsdp_rank(rank: int, port: int, env: dict[str, str], folder: str, queue) ->
         dist.all_reduce(total)
         return total.item() / 2
 
-    losses = steps(model, slice(2 * rank, 2 * rank + 2), mean)
+    losses, evals, cached = train_and_evaluate(model, slice(2 * rank, 2 * rank + 2), mean)
     with whole_parameters(model) as whole:
         if rank == 0:
             neat_core.save_adapter(whole, folder)
     if rank == 0:
-        queue.put((sorted(sharded), losses))
+        queue.put((sorted(sharded), losses, evals, cached))
     dist.barrier()
     dist.destroy_process_group()
 
@@ -115,16 +135,17 @@ def test_fsdp2_sharded_neat_trains_like_one_process(tmp_path):
     import torch.multiprocessing as mp
 
     single = neat_model()
-    expected = steps(single, slice(0, 4))
+    expected, expected_evals, _ = train_and_evaluate(single, slice(0, 4))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     queue = mp.get_context("fork").SimpleQueue()
     mp.start_processes(_fsdp_rank, args=(port, fsdp_environment(), str(tmp_path / "sharded"), queue), nprocs=2,
                        start_method="fork")
-    sharded, losses = queue.get()
+    sharded, losses, evals, cached = queue.get()
     assert sharded == ["DTensor"]                            # the NEAT layers' weights really were sharded
     assert losses == pytest.approx(expected, abs=1e-5)       # the same loss, step after step
+    assert evals == pytest.approx(expected_evals, abs=1e-5) and cached == 10   # 5 projections x 2 layers, cached
     saved = neat_core.read_adapter(tmp_path / "sharded")[2]
     trained = {f"{name}.neat.{p}": t for name, layer in neat_core.neat_layers(single)
                for p, t in layer.neat["default"].named_parameters()}

@@ -257,3 +257,27 @@ def test_a_failed_write_leaves_the_previous_export_whole(tmp_path, monkeypatch) 
     with pytest.raises(OSError, match="disk full"):
         neat_core.to_lora(ours, tmp_path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp files, nothing changed
+
+
+def test_a_head_built_after_patching_is_exported_as_save_adapter_saves_it(tmp_path) -> None:
+    base = tiny_vit()
+    ours = neat_vision.patch(copy.deepcopy(base), rank=3, train_head=False)
+    ours.reset_classifier(7)  # trains, but is not in the adapter's modules_to_save
+    base.reset_classifier(7)  # another random head: the export must carry ours
+    _train(ours)
+    with torch.no_grad():
+        ours.head.weight.add_(0.3)
+    neat_core.to_lora(ours, tmp_path)
+    assert _config(tmp_path)["modules_to_save"] == ["head"]
+    assert {f"{PREFIX}head.weight", f"{PREFIX}head.bias"} <= set(load_file(tmp_path / "adapter_model.safetensors"))
+    torch.testing.assert_close(_vit_outputs(_peft(base, tmp_path)), _vit_outputs(ours), atol=1e-5, rtol=0)
+    assert neat_core.adapter_configs(ours)["default"].modules_to_save == []  # the export does not change the model
+
+
+def test_a_trained_parameter_outside_any_module_is_refused(tmp_path) -> None:
+    ours = neat_vision.patch(tiny_vit(), rank=3)
+    ours.pos_embed.requires_grad_(True)
+    with pytest.raises(ValueError, match=r"^PEFT's LoRA cannot carry the trained parameter pos_embed \(PEFT's "
+                                         r"modules_to_save names modules, not parameters\): freeze it"):
+        neat_core.to_lora(ours, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -105,6 +105,18 @@ def test_eva_bias_is_added_after_the_adapted_qkv():
             assert (model.forward_features(x) - adapted).abs().max() > 1e-3  # the adapter is in the forward
 
 
+def test_an_eva_adapter_loaded_by_from_pretrained_is_in_the_forward(tmp_path):
+    model, x = build("eva02")
+    neat_vision.patch(model, rank=2)
+    randomize_adapters(model, std=0.5)
+    neat_core.save_adapter(model, tmp_path)
+    loaded = neat_vision.from_pretrained(tmp_path, pretrained=False)
+    assert all(blk.attn.qkv_bias_separate for blk in loaded.blocks)
+    loaded.load_state_dict(neat_core.base_state_dict(model), strict=False)   # the same base weights
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x), atol=1e-6, rtol=0)
+
+
 def test_deit_distilled_trains_both_heads():
     model, _ = build("deit_distilled")
     neat_vision.patch(model, rank=2)

@@ -50,13 +50,17 @@ def last_boxed(text: str) -> str | None:
     if start < 0:
         return None
     open_at = text.find("{", start)
-    if open_at < 0:
-        return None
+    end = _closing_brace(text, open_at) if open_at >= 0 else None
+    return None if end is None else text[open_at + 1:end]
+
+
+def _closing_brace(text: str, at: int) -> int | None:
+    """The index of the brace that closes the "{" at `at` (braces balanced), or None when it is never closed."""
     depth = 0
-    for i in range(open_at, len(text)):
+    for i in range(at, len(text)):
         depth += {"{": 1, "}": -1}.get(text[i], 0)
         if depth == 0:
-            return text[open_at + 1:i]
+            return i
     return None
 
 
@@ -70,12 +74,9 @@ def math_prediction(text: str) -> str | None:
 
 def _braced(text: str, at: int) -> tuple[str, int]:
     """The group starting at `at`: {...} (balanced) or one character; and the index after it."""
-    if at < len(text) and text[at] == "{":
-        depth = 0
-        for i in range(at, len(text)):
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            if depth == 0:
-                return text[at:i + 1], i + 1
+    end = _closing_brace(text, at) if text[at:at + 1] == "{" else None
+    if end is not None:
+        return text[at:end + 1], end + 1
     return ("{" + text[at] + "}", at + 1) if at < len(text) else ("", at)
 
 
