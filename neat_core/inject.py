@@ -226,9 +226,26 @@ def inject(model: nn.Module, config: NeatConfig, adapter: str = "default", *, co
             if wrapped:
                 _replace(model, done, layer.base_layer)
         raise ValueError(f"{added[-1][0]}: {err}") from None
+    route_through_neat_layers(model)
     setattr(model, CONFIGS_ATTR, {**configs, adapter: config})
     set_adapter(model, adapter)
     return model
+
+
+# Modules that can bypass a child projection by reading its weight (F.linear(x, self.qkv.weight, ...)) unless a
+# boolean switch makes them call the child: {switch attribute: child attribute}. timm's Eva and SwinV2 attention
+# with q/v biases do this; `qkv_bias_separate=True` calls the qkv module and adds the bias after (same maths).
+# Duck-typed, so neat_core imports no timm, and set by every injection (patch, load_adapter, from_pretrained).
+BYPASS_SWITCHES = {"qkv_bias_separate": "qkv"}
+
+
+def route_through_neat_layers(model: nn.Module) -> None:
+    """Set every bypass switch (BYPASS_SWITCHES) of a module whose child is a NEAT layer, so that the adapter is in
+    the forward."""
+    for module in model.modules():
+        for switch, child in BYPASS_SWITCHES.items():
+            if isinstance(getattr(module, child, None), NeatLinear) and isinstance(getattr(module, switch, None), bool):
+                setattr(module, switch, True)
 
 
 def set_adapter(model: nn.Module, adapter: str) -> None:

@@ -12,7 +12,6 @@ import neat_core
 from neat_core.io import load_tensors, saved_classes
 from neat_core.remote import cached_file, hub_unavailable_reason
 
-from .patch import separate_qkv_bias
 from .rebuild import argument_names
 
 WAYS_OUT = ("Pass model_path= (a timm folder with config.json + model.safetensors, or a weights file), or "
@@ -134,5 +133,4 @@ def from_pretrained(repo_id_or_path: str | os.PathLike, revision: str | None = N
         if recorded is not None:
             raise
         raise ValueError(f"{err} The adapter records no base_model_args. {_arguments_hint(name, model)}") from None
-    separate_qkv_bias(model)   # what patch does after injecting
     return model.eval()

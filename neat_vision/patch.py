@@ -7,11 +7,10 @@ from typing import Any
 from torch import nn
 
 import neat_core
-from neat_core import NeatConfig, NeatLinear
+from neat_core import NeatConfig
 from neat_core.inject import front_end_config
 
 from .presets import preset_fields
-from .qkv import BIAS_SWITCH, QKV_NAME
 
 
 def head_names(model: nn.Module) -> list[str]:
@@ -20,15 +19,6 @@ def head_names(model: nn.Module) -> list[str]:
     heads = heads if isinstance(heads, (tuple, list)) else [heads]
     ids = {id(h) for h in heads if isinstance(h, nn.Module) and any(True for _ in h.parameters())}
     return [name for name, module in model.named_modules() if id(module) in ids]
-
-
-def separate_qkv_bias(model: nn.Module) -> None:
-    """Eva/SwinV2 attention with q/v biases may call F.linear on qkv.weight directly, bypassing the qkv
-    module; their `qkv_bias_separate` switch makes them call the module and add the bias after (same maths).
-    Set on every attention module whose qkv is a NEAT layer."""
-    for module in model.modules():
-        if isinstance(getattr(module, QKV_NAME, None), NeatLinear) and hasattr(module, BIAS_SWITCH):
-            setattr(module, BIAS_SWITCH, True)
 
 
 def patch(model: nn.Module, config: NeatConfig | None = None, preset: str | None = None,
@@ -42,6 +32,4 @@ def patch(model: nn.Module, config: NeatConfig | None = None, preset: str | None
     """
     heads = head_names(model) if train_head else []
     config = front_end_config(config, preset, fields, lambda name: preset_fields(model, name), "qv", heads)
-    neat_core.inject(model, config, adapter=adapter)
-    separate_qkv_bias(model)
-    return model
+    return neat_core.inject(model, config, adapter=adapter)

@@ -170,3 +170,17 @@ def test_patched_model_compiles_to_one_graph(autocast):
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
         explained = torch._dynamo.explain(model)(torch.randn(2, 3, 32, 32))
     assert (explained.graph_count, explained.graph_break_count) == (1, 0)
+
+
+def test_an_eva_adapter_loaded_by_neat_core_alone_is_in_the_forward(tmp_path):
+    """neat_core.load_adapter on a plain Eva (no neat_vision.patch) must not let its attention bypass the adapter."""
+    model, x = build("eva02")
+    neat_vision.patch(model, rank=2)
+    randomize_adapters(model, std=0.5)
+    neat_core.save_adapter(model, tmp_path)
+    plain, _ = build("eva02")
+    assert not any(blk.attn.qkv_bias_separate for blk in plain.blocks)
+    neat_core.load_adapter(plain, tmp_path)
+    assert all(blk.attn.qkv_bias_separate for blk in plain.blocks)
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x), model(x), atol=1e-6, rtol=0)
