@@ -26,10 +26,11 @@ from neat_vision.data import DataUnavailableError, Splits, get_spec, load_splits
 from . import budget
 from . import methods as M
 from .catalog import PEFT_METHODS, MethodOptions
-from .cli import method_options, provenance, run_jobs, saved_adapter, setup_device, unfinished, with_recipe_flags
+from .cli import (DEFAULT_CACHE, method_options, provenance, run_jobs, saved_adapter, setup_device, unfinished,
+                  with_recipe_flags)
 from .models import ModelSource, ModelUnavailableError, architecture, create_model, data_config
 from .recipes import SUITES, Recipe, recipe_for
-from .smoke import DEFAULT_CACHE, pretrained_backbone
+from .smoke import pretrained_backbone
 from .sweep import Run, expand
 from .train import Dist, accumulation, evaluate, precision, ranks_agree, seed_everything, split_loaders, train
 
