@@ -93,23 +93,21 @@ def counts(source: ModelSource, method: str, options: MethodOptions, num_classes
     return {"trainable_params": own + head, "head_params": head, "method_params": own}
 
 
-def _on_meta(source_json: str, num_classes: int):
+def _source(source_json: str) -> ModelSource:
     described = json.loads(source_json)
-    source = ModelSource(described["model"], described["model_path"], described["model_args"])
-    with torch.device("meta"):
-        return architecture(source, num_classes)
+    return ModelSource(described["model"], described["model_path"], described["model_args"])
 
 
 @functools.lru_cache(maxsize=None)
 def _method_params(source_json: str, method: str, options: MethodOptions) -> int:
-    model = _on_meta(source_json, 2)
-    heads = neat_vision.head_names(model)
-    return M.parameter_counts(M.build(method, model, options), heads)["method_params"]
+    source = _source(source_json)
+    return budget.method_params(lambda: architecture(source, 2), method, options)
 
 
 @functools.lru_cache(maxsize=None)
 def _head_params(source_json: str, num_classes: int) -> int:
-    model = _on_meta(source_json, num_classes)
+    with torch.device("meta"):
+        model = architecture(_source(source_json), num_classes)
     return sum(p.numel() for name in neat_vision.head_names(model) for p in model.get_submodule(name).parameters())
 
 
