@@ -19,7 +19,7 @@ from torch import nn
 import neat_core
 import neat_text
 import neat_vision
-from neat_vision.qkv import split_qkv
+from neat_vision.qkv import QKV_NAME, split_qkv
 
 from .catalog import DESCRIPTIONS, MethodOptions, check_methods
 
@@ -27,7 +27,7 @@ from .catalog import DESCRIPTIONS, MethodOptions, check_methods
 PEFT_TARGETS = {"qv": ["attn.qkv.q", "attn.qkv.v"], "fused": ["attn.qkv"]}
 
 __all__ = ["DESCRIPTIONS", "METHODS", "MethodOptions", "PEFT_TARGETS", "auto_scales", "build", "check_methods",
-           "head_names", "parameter_counts", "peft_targets", "save_adapter"]
+           "head_names", "parameter_counts", "peft_targets", "save_adapter", "split_for_peft"]
 
 
 def _front_end(model: nn.Module):
@@ -56,6 +56,16 @@ def peft_targets(opts: MethodOptions) -> list[str]:
     return PEFT_TARGETS[opts.peft_target]
 
 
+def split_for_peft(model: nn.Module, targets: list[str] | str) -> nn.Module:
+    """`model` with timm's fused attn.qkv split into q, k, v linears (neat_vision.qkv, the same outputs) when a
+    target names one of them ("attn.qkv.q"), so PEFT can adapt them; `model` unchanged otherwise. Also what a
+    PEFT adapter saved with such targets needs before it loads (`targets`: its target_modules, a list or a
+    pattern)."""
+    if any(t.startswith(f"attn.{QKV_NAME}.") for t in ([targets] if isinstance(targets, str) else targets)):
+        split_qkv(model)
+    return model
+
+
 def _peft(make_config: Callable[[MethodOptions, list[str], list[str]], object]
           ) -> Callable[[nn.Module, MethodOptions], nn.Module]:
     """A builder wrapping the model with PEFT; the head is trained and saved through `modules_to_save`."""
@@ -63,9 +73,7 @@ def _peft(make_config: Callable[[MethodOptions, list[str], list[str]], object]
         from peft import get_peft_model
 
         targets = peft_targets(opts)
-        if any(t.startswith("attn.qkv.") for t in targets):
-            split_qkv(model)
-        return get_peft_model(model, make_config(opts, targets, head_names(model)))
+        return get_peft_model(split_for_peft(model, targets), make_config(opts, targets, head_names(model)))
     return build
 
 
