@@ -27,7 +27,7 @@ from .catalog import DESCRIPTIONS, MethodOptions, check_methods
 PEFT_TARGETS = {"qv": ["attn.qkv.q", "attn.qkv.v"], "fused": ["attn.qkv"]}
 
 __all__ = ["DESCRIPTIONS", "METHODS", "MethodOptions", "PEFT_TARGETS", "auto_scales", "build", "check_methods",
-           "head_names", "parameter_counts", "peft_targets", "save_adapter", "split_for_peft"]
+           "head_names", "is_peft", "parameter_counts", "peft_targets", "save_adapter", "split_for_peft"]
 
 
 def _front_end(model: nn.Module):
@@ -174,12 +174,17 @@ def auto_scales(model: nn.Module) -> dict:
                             "count": values.numel()}}
 
 
+def is_peft(model: nn.Module) -> bool:
+    """Whether `model` is a PEFT model (it saves its adapter with save_pretrained)."""
+    return hasattr(model, "peft_config") and hasattr(model, "save_pretrained")
+
+
 def save_adapter(name: str, model: nn.Module, path: str | Path) -> Path:
     """Write the trained adapter and head: NEAT with neat_core.save_adapter, PEFT with save_pretrained."""
     path = Path(path)
     if neat_core.adapter_configs(model):
         return neat_core.save_adapter(model, path)
-    if hasattr(model, "save_pretrained") and hasattr(model, "peft_config"):
+    if is_peft(model):
         model.save_pretrained(str(path))
         return path
     raise ValueError(f"Method {name!r} has no adapter to save (it trains {DESCRIPTIONS.get(name, name)}).")
