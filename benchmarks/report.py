@@ -141,12 +141,17 @@ def _score_text(results: list[dict[str, Any]], style: Style) -> str:
     return style.score + (": " + ", ".join(special) + ", accuracy otherwise" if special else "")
 
 
+def selection_note(style: Style, unit: str) -> str:
+    """How a table's lr was chosen (GLUE's epochs: the style's notes)."""
+    return (f"Each {unit}: the lr with the best mean {style.selection or 'validation score'} over seeds (the "
+            "selection table); the reported score never chooses the lr.")
+
+
 def _notes(results: list[dict[str, Any]], style: Style) -> list[str]:
     configs = [r.get("config") or {} for r in results]
     notes = [style.params_note]
     if style.selection:
-        notes.append("Each cell: the lr with the best mean " + style.selection + " over seeds (see the selection "
-                     "table); the reported score never chooses anything.")
+        notes.append(selection_note(style, "cell"))
     targets = sorted({c["peft_target"] for c in configs if c.get("peft_target")})
     if targets == ["qv"]:
         notes.append("PEFT baselines adapt q and v only (timm's fused attn.qkv split into q, k, v linears), as NEAT.")
