@@ -24,6 +24,7 @@ from typing import Any
 from .catalog import DESCRIPTIONS, TEXT_DESCRIPTIONS
 from .llm_recipes import DESCRIPTIONS as LLM_DESCRIPTIONS
 from .llm_recipes import TASK_TESTS as LLM_TESTS
+from .published import ORDER as PUBLISHED_ORDER
 from .published import rows_for
 from .recipes import GLUE_TASKS, IMAGE_DATASETS
 from .results import load_results, score_of, write_json_atomic, write_text_atomic
@@ -212,8 +213,8 @@ def published_table(results: list[dict[str, Any]]) -> str:
             theirs = [f"{pub.scores[d]:.2f}" if d in pub.scores else "—" for d in s["datasets"]]
             delta = [f"{row['cells'][d]['mean'] - pub.scores[d]:+.1f}" if d in row["cells"] and d in pub.scores
                      else "—" for d in s["datasets"]]
-            avg_delta = f"{row['average'] - pub.scores['average']:+.1f}" if row["complete"] and "average" in \
-                pub.scores and len(s["datasets"]) == 8 else "—"
+            same_average = row["complete"] and "average" in pub.scores and set(s["datasets"]) == set(PUBLISHED_ORDER)
+            avg_delta = f"{row['average'] - pub.scores['average']:+.1f}" if same_average else "—"
             params = count_text(pub.params) if pub.params is not None else "—"
             pub_avg = f"{pub.scores['average']:.2f}" if "average" in pub.scores else "—"
             lines += [f"| {m} (ours) | {count_text(row['method_params'])} | " + " | ".join(ours)
