@@ -125,12 +125,16 @@ def add_option_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> 
                        + ("; 0 turns clipping off)" if name == "clip_grad" else ")"))
 
 
-def check_options(args: argparse.Namespace) -> None:
-    """A ValueError for a --preset or --activation that does not exist (plain data: catalog.py)."""
+def check_options(args: argparse.Namespace, methods: list[str]) -> None:
+    """A ValueError for a --preset or --activation that does not exist (plain data: catalog.py), or --scale auto
+    with a method that takes one number only (PEFT's peanut)."""
     for flag, known in (("preset", PRESETS), ("activation", ACTIVATIONS)):
         value = getattr(args, flag, None)
         if value is not None and value not in known:
             raise ValueError(f"Unknown {flag} {value!r}; choose from {', '.join(known)}.")
+    if getattr(args, "scale", None) == "auto" and "peanut" in methods:
+        raise ValueError("--scale auto is NEAT's: PEFT's peanut takes one number. Drop peanut from --method or "
+                         "give --scale a number.")
 
 
 def add_sweep_flags(p: argparse.ArgumentParser, micro_help: str, match: bool = True) -> None:

@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         check_methods(args.methods + args.save_adapters, TEXT_DESCRIPTIONS)
         [glue_setting(m, t) for m in args.methods for t in args.tasks]
         args.match_params = check_match(args.match_params, TEXT_DESCRIPTIONS)
-        check_options(args)
+        check_options(args, args.methods)
         if not (args.methods and args.tasks and args.seeds):
             raise ValueError("--method, --tasks and --seeds each need at least one value.")
     except ValueError as err:

@@ -81,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         check_methods(args.methods + args.save_adapters)
         [recipe_for(m, d) for m in args.methods for d in args.datasets]
         args.match_params = check_match(args.match_params, DESCRIPTIONS)
-        check_options(args)
+        check_options(args, args.methods)
         if not (args.methods and args.datasets and args.seeds):
             raise ValueError("--method, --dataset and --seeds each need at least one value.")
     except ValueError as err:

@@ -59,6 +59,9 @@ def bad_flag(module: str, argv: list[str]) -> tuple[int, list[str], str]:
                                                    "choose from relu, sin, gelu, silu, tanh, identity."),
     ("benchmarks.vtab", ["--lora-dropout", "1.5"], "python -m benchmarks.vtab: error: argument --lora-dropout: "
                                                    "expected a number from 0 to below 1, got '1.5'"),
+    ("benchmarks.vtab", ["--scale", "auto", "--method", "neat,peanut"],
+     "python -m benchmarks.vtab: error: --scale auto is NEAT's: PEFT's peanut takes one number. Drop peanut from "
+     "--method or give --scale a number."),
     ("benchmarks.vtab", ["--seeds", "0,one"], "python -m benchmarks.vtab: error: --seeds must be a comma list of "
                                               "integers, got '0,one'."),
     ("benchmarks.glue", ["--epochs", "0"], "python -m benchmarks.glue: error: argument --epochs: expected a positive "
