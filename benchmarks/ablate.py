@@ -6,7 +6,8 @@ targets:    q,v vs q,v + MLP vs all linear layers, NEAT's rank set so the traina
             rank allows (the shared matcher, benchmarks.budget; the paper's Fig. 3).
 scale:      s = 1 vs s = "auto" (per layer, rms(s*H) = LoRA's rms(A) at init), each at its own validation-selected
             lr and at LoRA's (LoRA sized to NEAT's parameters, on the same grid); image datasets, or GLUE tasks
-            (NEAT-L against LoRA's published recipe, --model a transformers model, default roberta-base).
+            (NEAT-L against LoRA's published recipe, --model a transformers model, default roberta-base; every
+            run, LoRA's too, chooses its lr and epoch on a seeded held-out slice of train, never on validation).
 On the vtab suite's datasets, recipes (benchmarks/recipes.py, study grids in benchmarks/ablations.py, every value
 cited), results layout (OUT/runs/<variant>_<dataset>_seed<seed>_lr<lr>.json, written atomically; a rerun skips
 finished runs) and report pieces. Each study writes OUT/report.md (a table shaped like the paper's figure, with
