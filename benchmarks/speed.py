@@ -69,7 +69,7 @@ def make_case(args: argparse.Namespace, cuda: bool):
         hidden, layers, seq = (4096, 4, 512) if cuda else (128, 2, 32)
         return llm_case(hidden, layers, seq, args.batch or 4)
     if args.model or cuda:
-        return vision_case(args.model or "vit_base_patch16_224", args.batch or 64, {})
+        return vision_case(args.model or "vit_base_patch16_224", args.batch or (64 if cuda else 4), {})
     tiny = dict(img_size=32, patch_size=8, depth=2, num_classes=10)
     return vision_case("vit_tiny_patch16_224", args.batch or 4, tiny)
 
