@@ -65,7 +65,8 @@ GLUE = Style("GLUE results", GLUE_TASKS, "GLUE validation score (%)", "GLUE scor
 LLM = Style("Reasoning results", tuple(t for tests in LLM_TESTS.values() for t in tests),
             "Test accuracy (%) of the generated answers", "accuracy", None, (), LLM_DESCRIPTIONS,
             "Params: trainable (adapter) parameters; a causal LM has no classifier head. Each method runs at its "
-            "published recipe (benchmarks/llm_recipes.py).")
+            "recipe in benchmarks/llm_recipes.py (published values, each cited; the smoke suite shrinks them: "
+            "config.recipe of each result says which ran).")
 
 
 def style_for(results: list[dict[str, Any]]) -> Style:
