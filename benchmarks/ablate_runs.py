@@ -78,8 +78,8 @@ def image_plan(args: argparse.Namespace, world: int = 1) -> list[image_runs.Plan
     for run in expand(found, args.datasets, args.seeds, lambda n, d: recipes[n, d].grid):
         table, variant = recipes[run.method, run.dataset], found[run.method]
         micro, accum = accumulation(table.batch_size, args.micro_batch, world)
-        planned.append(image_runs.Planned(run, table.at(run.lr), table.grid, options[run.method], micro, accum,
-                                          variant.method, study_config(args, variant)))
+        planned.append(image_runs.Planned(run, table.at(run.lr), options[run.method], micro, accum, variant.method,
+                                          study_config(args, variant)))
     return planned
 
 

@@ -43,7 +43,6 @@ class Planned:
 
     run: Run
     recipe: Recipe          # at run.lr
-    grid: tuple[float, ...]
     options: MethodOptions
     micro_batch: int
     grad_accum: int
@@ -53,6 +52,11 @@ class Planned:
     @property
     def method(self) -> str:
         return self.builder or self.run.method
+
+    @property
+    def grid(self) -> tuple[float, ...]:
+        """The lrs the run's (method, dataset) sweeps (the recipe keeps its grid at any of its lrs)."""
+        return self.recipe.grid
 
 
 def recipe(args: argparse.Namespace, method: str, dataset: str) -> Recipe:
@@ -128,7 +132,7 @@ def plan(args: argparse.Namespace, world: int = 1) -> list[Planned]:
     for run in expand(args.methods, args.datasets, args.seeds, lambda m, d: recipes[m, d].grid):
         table = recipes[run.method, run.dataset]
         micro, accum = accumulation(table.batch_size, args.micro_batch, world)
-        planned.append(Planned(run, table.at(run.lr), table.grid, options[run.method], micro, accum))
+        planned.append(Planned(run, table.at(run.lr), options[run.method], micro, accum))
     return planned
 
 
