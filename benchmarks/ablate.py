@@ -6,7 +6,8 @@ targets:    q,v vs q,v + MLP vs all linear layers, NEAT's rank set so the traina
             rank allows (the shared matcher, benchmarks.budget; the paper's Fig. 3).
 scale:      s = 1 vs s = "auto" (per layer, rms(s*H) = LoRA's rms(A) at init), each at its own validation-selected
             lr and at LoRA's (LoRA sized to NEAT's parameters, on the same grid); image datasets, or GLUE tasks
-            (NEAT-L against LoRA's published recipe, --model a transformers model, default roberta-base).
+            (NEAT-L against LoRA's published recipe, --model a transformers model, default roberta-base; every
+            run, LoRA's too, chooses its lr and epoch on a seeded held-out slice of train, never on validation).
 On the vtab suite's datasets, recipes (benchmarks/recipes.py, study grids in benchmarks/ablations.py, every value
 cited), results layout (OUT/runs/<variant>_<dataset>_seed<seed>_lr<lr>.json, written atomically; a rerun skips
 finished runs) and report pieces. Each study writes OUT/report.md (a table shaped like the paper's figure, with
@@ -25,12 +26,12 @@ from pathlib import Path
 
 from .ablations import STUDIES, domain, study_variants
 from .catalog import MethodOptions
-from .cli import add_option_flags, add_sweep_flags, names
+from .cli import add_option_flags, add_sweep_flags, names, positive_float, positive_int, seed_list
+from .glue import DEFAULT_MODEL as GLUE_MODEL
+from .glue import DEFAULT_WORKERS as GLUE_WORKERS
 from .recipes import GLUE_TASKS, IMAGE_DATASETS, SUITES, glue_setting, recipe_for
 from .vtab import add_backbone_flags, add_process_flags, check_timm_model
 
-GLUE_MODEL = "roberta-base"     # the GLUE suite's default (benchmarks.glue)
-GLUE_WORKERS = 2                # the GLUE suite's default DataLoader workers
 SMOKE_SEEDS = "0,1,2"           # our choice: the smoke validation split has 63 images, so one seed is mostly noise
 
 
@@ -51,9 +52,9 @@ def parser() -> argparse.ArgumentParser:
     add_option_flags(p, skip=tuple(f.name for f in fields(MethodOptions) if f.name != "rank"))
     add_sweep_flags(p, "images (GLUE: samples) per forward pass and process (default: the suite's; gradient "
                        "accumulation makes up the recipe's batch)", match=False)
-    p.add_argument("--max-length", type=int, default=512, help="GLUE tasks: truncate to this many tokens")
-    p.add_argument("--images-per-s", type=float, help="dry run: training throughput (images or samples per second) "
-                                                      "for the time estimate")
+    p.add_argument("--max-length", type=positive_int, default=512, help="GLUE tasks: truncate to this many tokens")
+    p.add_argument("--images-per-s", type=positive_float, help="dry run: training throughput (images or samples per "
+                                                               "second) for the time estimate")
     p.add_argument("--dry-run", action="store_true", help="list the runs, their exact parameter counts and an "
                                                           "estimate of their training time; no data, no training")
     add_process_flags(p)
@@ -68,9 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.datasets = names(args.datasets) if args.datasets else list(study.datasets[args.suite])
     seeds = args.seeds or (SMOKE_SEEDS if args.suite == "smoke" else "0")
     try:
-        if not all(s.lstrip("-").isdigit() for s in names(seeds)):
-            raise ValueError(f"--seeds must be a comma list of integers, got {seeds!r}.")
-        args.seeds = [int(s) for s in names(seeds)]
+        args.seeds = seed_list(seeds)
         if not (args.datasets and args.seeds):
             raise ValueError("--dataset and --seeds each need at least one value.")
         variants = study_variants(args.study, args.datasets)
@@ -78,8 +77,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         for v in variants:
             for d in args.datasets:
                 glue_setting(v.method, d) if args.domain == "glue" else recipe_for(v.method, d)
-        if args.rank is not None and args.rank < 1:
-            raise ValueError(f"--rank must be a positive integer, got {args.rank}.")
     except ValueError as err:
         p.error(str(err))
     if args.domain == "glue":

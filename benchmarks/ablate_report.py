@@ -16,8 +16,8 @@ from typing import Any
 
 from .ablations import STUDIES
 from .published import STUDY_CLAIMS, rows_for
-from .report import (PARAMS_NOTE, SUMMARY_NAME, TABLE_NAME, cell_text, count_text, selection_table, style_for,
-                     summarise, titles)
+from .report import (GLUE, PARAMS_NOTE, SUMMARY_NAME, TABLE_NAME, cell_text, count_text, selection_note,
+                     selection_table, style_for, summarise, titles)
 from .results import load_results, write_json_atomic, write_text_atomic
 from .sweep import choose
 
@@ -104,8 +104,11 @@ def notes(results: list[dict[str, Any]], study: str, found: list[Row], summary: 
     if STUDIES[study].lrs == "recipe":
         text.append("Every variant trains at the recipe's lr (the same hyper-parameters for all, as the paper).")
     else:
-        text.append("Each row: the lr with the best mean " + (style.selection or "validation score") + " over seeds "
-                    "(the selection table below); the reported score never chooses anything.")
+        text.append(selection_note(style, "row"))
+    if style is GLUE:
+        text.append("GLUE: every variant (LoRA at its single published lr too) trains on train less a seeded "
+                    "held-out slice and chooses its lr and epoch there; the reported validation score (MNLI: "
+                    "matched) chooses nothing.")
     if study == "targets":
         text.append("NEAT's rank is set per target set so its trainable parameters are as close to q, v's as the "
                     "rank allows (benchmarks.budget.match_to).")

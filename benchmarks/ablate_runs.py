@@ -78,8 +78,8 @@ def image_plan(args: argparse.Namespace, world: int = 1) -> list[image_runs.Plan
     for run in expand(found, args.datasets, args.seeds, lambda n, d: recipes[n, d].grid):
         table, variant = recipes[run.method, run.dataset], found[run.method]
         micro, accum = accumulation(table.batch_size, args.micro_batch, world)
-        planned.append(image_runs.Planned(run, table.at(run.lr), table.grid, options[run.method], micro, accum,
-                                          variant.method, study_config(args, variant)))
+        planned.append(image_runs.Planned(run, table.at(run.lr), options[run.method], micro, accum, variant.method,
+                                          study_config(args, variant)))
     return planned
 
 
@@ -94,8 +94,11 @@ def glue_options(args: argparse.Namespace, task: str, source: ModelSource) -> di
 def glue_jobs(args: argparse.Namespace, runs: list[Run], source: ModelSource) -> dict[Run, glue_runs.TextJob]:
     found = variants(args)
     options = {t: glue_options(args, t, source) for t in dict.fromkeys(r.dataset for r in runs)}
+    # one protocol for every variant, LoRA at its single published lr too: lr and epoch chosen on the held-out
+    # slice of train, never on the validation set the table reports
     return {r: glue_runs.TextJob(found[r.method].method, study_recipe(args, found[r.method], r.dataset),
-                                 options[r.dataset][r.method], study_config(args, found[r.method])) for r in runs}
+                                 options[r.dataset][r.method], study_config(args, found[r.method]), hold_out=True)
+            for r in runs}
 
 
 def glue_runs_of(args: argparse.Namespace) -> list[Run]:
@@ -105,10 +108,10 @@ def glue_runs_of(args: argparse.Namespace) -> list[Run]:
 
 # --- the dry run -----------------------------------------------------------------------------------------
 def train_items(args: argparse.Namespace, dataset: str, table: Recipe) -> int:
-    """Images (GLUE: samples) one run trains on over all epochs: the training split (less the slice a GLUE sweep
-    holds out to select on) x epochs."""
+    """Images (GLUE: samples) one run trains on over all epochs: the training split (less the slice every GLUE run
+    of a study holds out to select on) x epochs."""
     items = TRAIN_IMAGES[dataset]
-    if args.domain == "glue" and len(table.grid) > 1:
+    if args.domain == "glue":
         items -= min(int(DEV_FRACTION * items), DEV_MAX)
     return items * table.epochs
 

@@ -1,5 +1,5 @@
 """Plain data the command lines check before anything heavy is imported: the methods and what they train, the
-NEAT presets, where the PEFT baselines go on a timm ViT, each method's size knob, and `MethodOptions`.
+NEAT presets and activations, where the PEFT baselines go on a timm ViT, each method's size knob, and `MethodOptions`.
 
 No torch, timm or transformers here: `python -m benchmarks.vtab --method bogus` fails in a fraction of a second.
 The registries that build the methods (methods.METHODS, text_methods.TEXT_METHODS) have exactly these names;
@@ -30,6 +30,9 @@ TEXT_DESCRIPTIONS: dict[str, str] = {
 
 # neat_vision.PRESETS' names (the descriptions live there).
 PRESETS = ("qv", "qv_mlp", "all_linear")
+
+# neat_core.ACTIVATIONS' names (the functions live there).
+ACTIVATIONS = ("relu", "sin", "gelu", "silu", "tanh", "identity")
 
 # --peft-target: where the PEFT baselines adapt a timm ViT.
 PEFT_TARGETS: dict[str, str] = {

@@ -1,5 +1,6 @@
-"""Command-line pieces the suites share (vtab.py, glue.py): option and sweep flags, recipe overrides, device and
-process setup, resume, running the jobs and the report, errors.
+"""Command-line pieces the suites share (vtab, glue, ablate; llm and speed use the flag types): option and sweep
+flags, range-checked flag types, recipe overrides, device and process setup, resume, running the jobs and the
+report, errors.
 
 Nothing heavy is imported at module level: a suite parses and validates its flags with this module and plain
 data (catalog.py, recipes.py) first, so a bad flag fails before torch, timm or transformers load. The functions
@@ -9,14 +10,16 @@ that need torch import it when called.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import sys
 from collections.abc import Callable
 from dataclasses import fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .catalog import SIZE_KNOBS, MethodOptions
+from .catalog import ACTIVATIONS, PRESETS, SIZE_KNOBS, MethodOptions
 from .recipes import Recipe
 from .results import adapter_dir, read_result, result_path, write_json_atomic
 from .sweep import Run
@@ -26,13 +29,20 @@ if TYPE_CHECKING:
 
     from .train import Dist
 
-RECIPE_FLAGS = {"epochs": int, "batch_size": int, "lr": float, "head_lr": float, "weight_decay": float,
-                "clip_grad": float}
+DEFAULT_CACHE = Path(".cache") / "neat-peft"   # the smoke suites' generated assets (--cache-dir)
 
 
 def names(text: str) -> list[str]:
     """A comma list as a list of its non-empty, stripped items."""
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def seed_list(text: str) -> list[int]:
+    """--seeds as integers, or a ValueError saying what is expected."""
+    try:
+        return [int(s) for s in names(text)]
+    except ValueError:
+        raise ValueError(f"--seeds must be a comma list of integers, got {text!r}.") from None
 
 
 def numbers(text: str) -> tuple[float, ...]:
@@ -46,13 +56,34 @@ def numbers(text: str) -> tuple[float, ...]:
     return values
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+def _bounded(kind: type, what: str, low: float, high: float = math.inf, above: bool = False
+             ) -> Callable[[str], Any]:
+    """An argparse type: `kind(text)` with low <= value < high (low < value when `above`), else an argparse error
+    saying what was expected."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not (low < value if above else low <= value) or not value < high:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    return parse
+
+
+positive_int = _bounded(int, "a positive integer", 1)
+nonnegative_int = _bounded(int, "a non-negative integer", 0)
+positive_float = _bounded(float, "a positive number", 0.0, above=True)
+nonnegative_float = _bounded(float, "a non-negative number", 0.0)
+fraction = _bounded(float, "a number from 0 to below 1", 0.0, 1.0)
+
+
+def depth_value(text: str) -> int:
+    """NEAT's --depth: an even integer >= 2, counted as the paper does (argparse type)."""
+    value = positive_int(text)
+    if value < 2 or value % 2:
+        raise argparse.ArgumentTypeError(f"expected an even integer >= 2 (2 = A, B; 4 = A, e1, d1, B; ...), "
+                                         f"got {text!r}")
     return value
 
 
@@ -66,19 +97,44 @@ def scale_value(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
 
 
-OPTION_TYPES: dict[str, Callable[[str], Any]] = {"scale": scale_value}
+RECIPE_FLAGS: dict[str, Callable[[str], Any]] = {
+    "epochs": positive_int, "batch_size": positive_int, "lr": positive_float, "head_lr": positive_float,
+    "weight_decay": nonnegative_float, "clip_grad": nonnegative_float}
+# MethodOptions fields whose flag is not simply a positive int / positive number / string / comma list
+OPTION_TYPES: dict[str, Callable[[str], Any]] = {"scale": scale_value, "depth": depth_value,
+                                                 "lora_dropout": fraction}
+
+
+def _option_type(f) -> Callable[[str], Any]:
+    if f.name in OPTION_TYPES:
+        return OPTION_TYPES[f.name]
+    if isinstance(f.default, tuple):
+        return lambda text: tuple(names(text))
+    return {int: positive_int, float: positive_float}.get(type(f.default), type(f.default))
 
 
 def add_option_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """--<field> for every MethodOptions field (but `skip`) and every recipe value (RECIPE_FLAGS)."""
+    """--<field> for every MethodOptions field (but `skip`) and every recipe value (RECIPE_FLAGS); numbers are
+    range-checked by argparse, names by `check_options`."""
     for f in fields(MethodOptions):
         if f.name not in skip:
-            kind = OPTION_TYPES.get(f.name) or (
-                (lambda text: tuple(names(text))) if isinstance(f.default, tuple) else type(f.default))
-            p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, help=f"method option (default {f.default})")
+            p.add_argument(f"--{f.name.replace('_', '-')}", type=_option_type(f),
+                           help=f"method option (default {f.default})")
     for name, kind in RECIPE_FLAGS.items():
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, help="recipe override (default: recipe table"
                        + ("; 0 turns clipping off)" if name == "clip_grad" else ")"))
+
+
+def check_options(args: argparse.Namespace, methods: list[str]) -> None:
+    """A ValueError for a --preset or --activation that does not exist (plain data: catalog.py), or --scale auto
+    with a method that takes one number only (PEFT's peanut)."""
+    for flag, known in (("preset", PRESETS), ("activation", ACTIVATIONS)):
+        value = getattr(args, flag, None)
+        if value is not None and value not in known:
+            raise ValueError(f"Unknown {flag} {value!r}; choose from {', '.join(known)}.")
+    if getattr(args, "scale", None) == "auto" and "peanut" in methods:
+        raise ValueError("--scale auto is NEAT's: PEFT's peanut takes one number. Drop peanut from --method or "
+                         "give --scale a number.")
 
 
 def add_sweep_flags(p: argparse.ArgumentParser, micro_help: str, match: bool = True) -> None:

@@ -19,8 +19,12 @@ import sys
 from pathlib import Path
 
 from .catalog import TEXT_DESCRIPTIONS, check_methods
-from .cli import add_option_flags, add_sweep_flags, check_match, names
+from .cli import (add_option_flags, add_sweep_flags, check_match, check_options, names, nonnegative_int, positive_int,
+                  seed_list)
 from .recipes import GLUE_TASKS, glue_setting
+
+DEFAULT_MODEL = "roberta-base"
+DEFAULT_WORKERS = 2
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,13 +39,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=str(Path("results") / "glue"), help="results folder (default results/glue)")
     p.add_argument("--data-dir", help="local data instead of the Hub: DIR/<task>: a datasets.save_to_disk folder, "
                                       "or train and validation files (.csv, .json, .jsonl or .parquet)")
-    p.add_argument("--model", default="roberta-base", help="transformers model name (default roberta-base)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"transformers model name (default {DEFAULT_MODEL})")
     p.add_argument("--model-path", help="a local transformers folder (save_pretrained) with the model and tokenizer")
-    p.add_argument("--max-length", type=int, default=512, help="truncate sequences to this many tokens (default 512)")
+    p.add_argument("--max-length", type=positive_int, default=512,
+                   help="truncate sequences to this many tokens (default 512)")
     add_option_flags(p, skip=("preset", "peft_target"))
     add_sweep_flags(p, "samples per forward pass and process (default: the recipe's batch, no accumulation)")
-    p.add_argument("--workers", type=int, default=2, help="DataLoader workers per process (default 2)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default torch's)")
+    p.add_argument("--workers", type=nonnegative_int, default=DEFAULT_WORKERS,
+                   help=f"DataLoader workers per process (default {DEFAULT_WORKERS})")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads (default torch's)")
     p.add_argument("--device", help="torch device (default cuda when available)")
     p.add_argument("--save-adapters", default="", help="comma list of methods whose trained adapters are saved "
                                                        "under OUT/adapters/ (default none)")
@@ -49,10 +55,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.methods, args.tasks, args.save_adapters = names(args.methods), names(args.tasks), names(args.save_adapters)
     try:
-        args.seeds = [int(s) for s in names(args.seeds)]
+        args.seeds = seed_list(args.seeds)
         check_methods(args.methods + args.save_adapters, TEXT_DESCRIPTIONS)
         [glue_setting(m, t) for m in args.methods for t in args.tasks]
         args.match_params = check_match(args.match_params, TEXT_DESCRIPTIONS)
+        check_options(args, args.methods)
         if not (args.methods and args.tasks and args.seeds):
             raise ValueError("--method, --tasks and --seeds each need at least one value.")
     except ValueError as err:

@@ -59,7 +59,8 @@ def best_epoch(epochs: list[dict[str, float]], metric: str) -> dict[str, float]:
 
 def load_data(task: str, data_dir: str | None, tokenizer: Any, max_length: int, dev: bool) -> dict[str, Any]:
     """The task's tokenised train / validation sets (from --data-dir, else the Hub); with `dev`, also "dev", a
-    seeded slice of train to select on (glue.hold_out), and "sweep_train", the rest that sweeping runs train on."""
+    seeded slice of train to select on (glue.hold_out), and "sweep_train", the rest that runs selecting on it
+    train on."""
     spec = glue.get_task(task)
     if data_dir is None and not offline_mode() and not hub_reachable():
         raise glue.unavailable(spec, "the Hugging Face Hub cannot be reached (no network) and no --data-dir "
@@ -91,22 +92,29 @@ def sized_options(args: argparse.Namespace, task: str, source: ModelSource) -> d
 @dataclass(frozen=True)
 class TextJob:
     """How a run trains: the registered text method that builds it, its (method, task) recipe with the lr grid,
-    its method options, and more entries for the result's config."""
+    its method options, more entries for the result's config, and whether it trains on train less a held-out
+    slice and selects on that slice (`hold_out`; None: when its recipe sweeps lrs, the suite's protocol)."""
 
     method: str
     recipe: Recipe
     options: MethodOptions
     config: Mapping[str, Any] = field(default_factory=dict)
+    hold_out: bool | None = None
+
+    @property
+    def on_dev(self) -> bool:
+        """Whether the run selects its lr and epoch on the held-out slice of train ("dev")."""
+        return len(self.recipe.grid) > 1 if self.hold_out is None else self.hold_out
 
 
 # --- one run ----------------------------------------------------------------------------------------------
 def run_job(args: argparse.Namespace, run: Run, job: TextJob, data: dict[str, Any], source: ModelSource,
             tokenizer: Any, device: torch.device, dist: Dist) -> dict[str, Any]:
-    """Train one run, scoring validation (and dev, in a sweep) after every epoch; returns the result."""
+    """Train one run, scoring validation (and dev, when it selects there) after every epoch; returns the result."""
     from transformers import DataCollatorWithPadding
 
     spec, table, options = glue.get_task(run.dataset), job.recipe, job.options
-    plan, sweeping = table.at(run.lr), len(table.grid) > 1
+    plan, on_dev = table.at(run.lr), job.on_dev
     seed_everything(run.seed)
     model = create_text_model(source, spec.num_labels)
     heads = M.head_names(model)
@@ -114,10 +122,10 @@ def run_job(args: argparse.Namespace, run: Run, job: TextJob, data: dict[str, An
     counts = M.parameter_counts(model, heads)
     micro, accum = accumulation(plan.batch_size, args.micro_batch or plan.batch_size, dist.world)
     collate = DataCollatorWithPadding(tokenizer)
-    train_set = data["sweep_train" if sweeping else "train"]
+    train_set = data["sweep_train" if on_dev else "train"]
     lengths = [len(ids) for ids in train_set["input_ids"]] if device.type == "cuda" else None
     train_loader = make_loader(train_set, micro, True, args.workers, run.seed, dist, device, collate, lengths)
-    scored = {"": data["validation"], **({"dev_": data["dev"]} if sweeping else {})}
+    scored = {"": data["validation"], **({"dev_": data["dev"]} if on_dev else {})}
     loaders = {k: make_loader(v, micro * 2, False, args.workers, run.seed, dist, device, collate)
                for k, v in scored.items()}
     epochs: list[dict[str, float]] = []
@@ -137,12 +145,12 @@ def run_job(args: argparse.Namespace, run: Run, job: TextJob, data: dict[str, An
     stats = train(trained, train_loader, plan, heads, device, dist, progress=not args.no_progress,
                   loss_fn=text_loss, unit="samples", on_epoch_end=score_epoch, grad_accum=accum)
     metric = spec.metrics[0]
-    chosen = best_epoch(epochs, ("dev_" if sweeping else "") + metric)
+    chosen = best_epoch(epochs, ("dev_" if on_dev else "") + metric)
     return {
         "suite": "glue", "method": run.method, "dataset": run.dataset, "seed": run.seed, "lr": run.lr,
         "lr_grid": list(table.grid), "metric": metric, "score": chosen[metric],
-        "selection_score": chosen[("dev_" if sweeping else "") + metric],
-        "selection": DEV_NOTE if sweeping else PAPER_SELECTION,
+        "selection_score": chosen[("dev_" if on_dev else "") + metric],
+        "selection": DEV_NOTE if on_dev else PAPER_SELECTION,
         "best_epoch": chosen["epoch"], "best_validation": best_epoch(epochs, metric)[metric],
         "last_score": epochs[-1][metric], "best": chosen, "last": epochs[-1], "epochs": epochs,
         **counts, **stats, **M.auto_scales(model), "wall_seconds": time.perf_counter() - start,
@@ -154,7 +162,7 @@ def run_job(args: argparse.Namespace, run: Run, job: TextJob, data: dict[str, An
                    "micro_batch": micro, "grad_accum": accum,
                    "data": {**asdict(spec), "data_dir": args.data_dir, "fingerprint": train_set._fingerprint,
                             "sizes": {"train": len(train_set), "validation": len(data["validation"]),
-                                      **({"dev": len(data["dev"])} if sweeping else {})}}, **job.config},
+                                      **({"dev": len(data["dev"])} if on_dev else {})}}, **job.config},
         **provenance(device, dist), **saved_adapter(args, run, model, dist),
     }
 
@@ -173,7 +181,7 @@ def execute(args: argparse.Namespace, runs: list[Run],
         described = jobs(todo, source)
         tasks = dict.fromkeys(r.dataset for r in todo)
         data = {t: load_data(t, args.data_dir, tokenizer, args.max_length,
-                             dev=any(len(described[r].recipe.grid) > 1 for r in todo if r.dataset == t))
+                             dev=any(described[r].on_dev for r in todo if r.dataset == t))
                 for t in tasks}
     run_jobs(args.out, todo, lambda r: run_job(args, r, described[r], data[r.dataset], source, tokenizer, device,
                                                dist), _summary, dist, report)

@@ -26,10 +26,11 @@ from neat_vision.data import DataUnavailableError, Splits, get_spec, load_splits
 from . import budget
 from . import methods as M
 from .catalog import PEFT_METHODS, MethodOptions
-from .cli import method_options, provenance, run_jobs, saved_adapter, setup_device, unfinished, with_recipe_flags
+from .cli import (DEFAULT_CACHE, method_options, provenance, run_jobs, saved_adapter, setup_device, unfinished,
+                  with_recipe_flags)
 from .models import ModelSource, ModelUnavailableError, architecture, create_model, data_config
 from .recipes import SUITES, Recipe, recipe_for
-from .smoke import DEFAULT_CACHE, pretrained_backbone
+from .smoke import pretrained_backbone
 from .sweep import Run, expand
 from .train import Dist, accumulation, evaluate, precision, ranks_agree, seed_everything, split_loaders, train
 
@@ -42,7 +43,6 @@ class Planned:
 
     run: Run
     recipe: Recipe          # at run.lr
-    grid: tuple[float, ...]
     options: MethodOptions
     micro_batch: int
     grad_accum: int
@@ -52,6 +52,11 @@ class Planned:
     @property
     def method(self) -> str:
         return self.builder or self.run.method
+
+    @property
+    def grid(self) -> tuple[float, ...]:
+        """The lrs the run's (method, dataset) sweeps (the recipe keeps its grid at any of its lrs)."""
+        return self.recipe.grid
 
 
 def recipe(args: argparse.Namespace, method: str, dataset: str) -> Recipe:
@@ -92,23 +97,21 @@ def counts(source: ModelSource, method: str, options: MethodOptions, num_classes
     return {"trainable_params": own + head, "head_params": head, "method_params": own}
 
 
-def _on_meta(source_json: str, num_classes: int):
+def _source(source_json: str) -> ModelSource:
     described = json.loads(source_json)
-    source = ModelSource(described["model"], described["model_path"], described["model_args"])
-    with torch.device("meta"):
-        return architecture(source, num_classes)
+    return ModelSource(described["model"], described["model_path"], described["model_args"])
 
 
 @functools.lru_cache(maxsize=None)
 def _method_params(source_json: str, method: str, options: MethodOptions) -> int:
-    model = _on_meta(source_json, 2)
-    heads = neat_vision.head_names(model)
-    return M.parameter_counts(M.build(method, model, options), heads)["method_params"]
+    source = _source(source_json)
+    return budget.method_params(lambda: architecture(source, 2), method, options)
 
 
 @functools.lru_cache(maxsize=None)
 def _head_params(source_json: str, num_classes: int) -> int:
-    model = _on_meta(source_json, num_classes)
+    with torch.device("meta"):
+        model = architecture(_source(source_json), num_classes)
     return sum(p.numel() for name in neat_vision.head_names(model) for p in model.get_submodule(name).parameters())
 
 
@@ -129,7 +132,7 @@ def plan(args: argparse.Namespace, world: int = 1) -> list[Planned]:
     for run in expand(args.methods, args.datasets, args.seeds, lambda m, d: recipes[m, d].grid):
         table = recipes[run.method, run.dataset]
         micro, accum = accumulation(table.batch_size, args.micro_batch, world)
-        planned.append(Planned(run, table.at(run.lr), table.grid, options[run.method], micro, accum))
+        planned.append(Planned(run, table.at(run.lr), options[run.method], micro, accum))
     return planned
 
 

@@ -24,17 +24,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .cli import DEFAULT_CACHE, names, seed_list
 from .llm_recipes import (METHODS, SMOKE_PRETRAIN_EPOCHS, SUITES, TASK_SETTINGS, TASK_TESTS, LLMRecipe, SetupError,
                           TaskSetting, recipe_for, smoke_recipe, smoke_setting)
 
 RECIPE_FLAGS = {"lr": float, "epochs": int, "batch_size": int, "micro_batch_size": int, "warmup_steps": int,
                 "rank": int, "alpha": float, "scale": float, "dropout": float}
 SETTING_FLAGS = {"cutoff_len": int, "num_beams": int, "max_new_tokens": int}
-DEFAULT_CACHE = Path(".cache") / "neat-peft"
-
-
-def names(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def _check(chosen: list[str], known: tuple[str, ...] | list[str], what: str) -> list[str]:
@@ -72,7 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="recompute activations in the backward (default: on with a GPU)")
     p.add_argument("--save-adapters", help="comma list of methods whose adapters are saved under OUT/adapters/ "
                                            "(default: the suite's; 'none' for none)")
-    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="smoke suite: where the generated assets are cached")
+    p.add_argument("--cache-dir", default=str(DEFAULT_CACHE),
+                   help="smoke suite: where the generated assets are cached")
     p.add_argument("--pretrain-epochs", type=int, default=SMOKE_PRETRAIN_EPOCHS,
                    help="smoke suite: epochs of pre-training the tiny LLaMA on the generated prompts (0: random weights)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: the suite's, else torch's)")
@@ -88,7 +85,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.save_adapters = (list(suite.save_adapters) if args.save_adapters is None else
                               [] if args.save_adapters == "none" else _check(names(args.save_adapters), METHODS,
                                                                              "method(s)"))
-        args.seeds = [int(s) for s in names(args.seeds)]
+        args.seeds = seed_list(args.seeds)
         args.targets = tuple(names(args.targets)) if args.targets else None
         positive = [f for f in (*RECIPE_FLAGS, *SETTING_FLAGS, "eval_batch_size", "eval_limit", "max_steps", "threads")
                     if getattr(args, f) is not None and getattr(args, f) <= 0 and f != "dropout"]

@@ -15,7 +15,8 @@ from neat_text.reasoning import Task, eval_prompt, extract, is_correct
 from . import llm_methods as LM
 from .cli import provenance
 from .llm_recipes import DESCRIPTIONS, PUBLISHED, LLMRecipe, TaskSetting
-from .llm_train import checkpoint_activations, fine_tune, generate, whole_parameters
+from .llm_train import checkpoint_activations, fine_tune, generate, is_fsdp, whole_parameters
+from .methods import is_peft
 from .models import ModelSource, create_causal_lm
 from .results import adapter_dir, run_name, write_json_atomic
 from .train import Dist
@@ -96,10 +97,10 @@ def run_job(method: str, task: Task, seed: int, recipe: LLMRecipe, setting: Task
     scores, predictions, rates = evaluate(model, task, setting, data["tests"], tokenizer, accelerator, options)
     saved: dict[str, Any] = {}
     if saving:
-        fsdp = accelerator.distributed_type.name == "FSDP"
         with whole_parameters(accelerator.unwrap_model(model)) as whole:
             if accelerator.is_main_process:
-                state = {n: p.detach() for n, p in whole.named_parameters()} if fsdp and LM.is_peft(whole) else None
+                state = ({n: p.detach() for n, p in whole.named_parameters()}
+                         if is_fsdp(accelerator) and is_peft(whole) else None)
                 saved = LM.save_trained(method, whole, folder, initial, state)
         accelerator.wait_for_everyone()
     predictions_path = Path(options.out) / PREDICTIONS / f"{run_name(method, task.name, seed)}.json"

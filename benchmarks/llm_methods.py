@@ -16,6 +16,7 @@ from torch import nn
 import neat_core
 import neat_text
 
+from . import methods
 from .llm_recipes import LLMRecipe, SetupError
 
 
@@ -101,14 +102,9 @@ def build(method: str, model: nn.Module, recipe: LLMRecipe, targets: list[str]) 
     raise ValueError(f"Unknown method {method!r}; choose from neat, lora, dora, pissa, milora, peanut.")
 
 
-def is_peft(model: nn.Module) -> bool:
-    return hasattr(model, "peft_config") and hasattr(model, "save_pretrained")
-
-
 def parameter_counts(model: nn.Module) -> dict[str, int]:
     """Trainable parameters (a causal LM has no classifier head: all of them are the method's)."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"trainable_params": trainable, "method_params": trainable, "head_params": 0}
+    return methods.parameter_counts(model, heads=[])
 
 
 def save_initial(method: str, model: nn.Module, folder: Path) -> Path | None:

@@ -19,7 +19,7 @@ from torch import nn
 import neat_core
 import neat_text
 import neat_vision
-from neat_vision.qkv import split_qkv
+from neat_vision.qkv import QKV_NAME, split_qkv
 
 from .catalog import DESCRIPTIONS, MethodOptions, check_methods
 
@@ -27,7 +27,7 @@ from .catalog import DESCRIPTIONS, MethodOptions, check_methods
 PEFT_TARGETS = {"qv": ["attn.qkv.q", "attn.qkv.v"], "fused": ["attn.qkv"]}
 
 __all__ = ["DESCRIPTIONS", "METHODS", "MethodOptions", "PEFT_TARGETS", "auto_scales", "build", "check_methods",
-           "head_names", "parameter_counts", "peft_targets", "save_adapter"]
+           "head_names", "is_peft", "parameter_counts", "peft_targets", "save_adapter", "split_for_peft"]
 
 
 def _front_end(model: nn.Module):
@@ -56,6 +56,16 @@ def peft_targets(opts: MethodOptions) -> list[str]:
     return PEFT_TARGETS[opts.peft_target]
 
 
+def split_for_peft(model: nn.Module, targets: list[str] | str) -> nn.Module:
+    """`model` with timm's fused attn.qkv split into q, k, v linears (neat_vision.qkv, the same outputs) when a
+    target names one of them ("attn.qkv.q"), so PEFT can adapt them; `model` unchanged otherwise. Also what a
+    PEFT adapter saved with such targets needs before it loads (`targets`: its target_modules, a list or a
+    pattern)."""
+    if any(t.startswith(f"attn.{QKV_NAME}.") for t in ([targets] if isinstance(targets, str) else targets)):
+        split_qkv(model)
+    return model
+
+
 def _peft(make_config: Callable[[MethodOptions, list[str], list[str]], object]
           ) -> Callable[[nn.Module, MethodOptions], nn.Module]:
     """A builder wrapping the model with PEFT; the head is trained and saved through `modules_to_save`."""
@@ -63,9 +73,7 @@ def _peft(make_config: Callable[[MethodOptions, list[str], list[str]], object]
         from peft import get_peft_model
 
         targets = peft_targets(opts)
-        if any(t.startswith("attn.qkv.") for t in targets):
-            split_qkv(model)
-        return get_peft_model(model, make_config(opts, targets, head_names(model)))
+        return get_peft_model(split_for_peft(model, targets), make_config(opts, targets, head_names(model)))
     return build
 
 
@@ -166,12 +174,17 @@ def auto_scales(model: nn.Module) -> dict:
                             "count": values.numel()}}
 
 
+def is_peft(model: nn.Module) -> bool:
+    """Whether `model` is a PEFT model (it saves its adapter with save_pretrained)."""
+    return hasattr(model, "peft_config") and hasattr(model, "save_pretrained")
+
+
 def save_adapter(name: str, model: nn.Module, path: str | Path) -> Path:
     """Write the trained adapter and head: NEAT with neat_core.save_adapter, PEFT with save_pretrained."""
     path = Path(path)
     if neat_core.adapter_configs(model):
         return neat_core.save_adapter(model, path)
-    if hasattr(model, "save_pretrained") and hasattr(model, "peft_config"):
+    if is_peft(model):
         model.save_pretrained(str(path))
         return path
     raise ValueError(f"Method {name!r} has no adapter to save (it trains {DESCRIPTIONS.get(name, name)}).")

@@ -79,11 +79,10 @@ def create_model(source: ModelSource, num_classes: int) -> nn.Module:
 
 def architecture(source: ModelSource, num_classes: int) -> nn.Module:
     """`source`'s architecture with random weights and a `num_classes` head (nothing is downloaded; a local
-    timm folder gives its config.json)."""
+    timm folder gives its config.json), built with the same create_model arguments as `create_model`."""
     path = Path(source.path) if source.path else None
-    if path is not None and path.is_dir():
-        return timm.create_model(f"local-dir:{path}", pretrained=False, num_classes=num_classes)
-    return timm.create_model(source.name, pretrained=False, **{**source.args, "num_classes": num_classes})
+    name = f"local-dir:{path}" if path is not None and path.is_dir() else source.name
+    return timm.create_model(name, pretrained=False, **{**source.args, "num_classes": num_classes})
 
 
 def data_config(model: nn.Module) -> dict[str, Any]:

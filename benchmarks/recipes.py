@@ -18,7 +18,8 @@ Sources (shortened in the notes below):
   max_grad_norm 1.0, warm-up ratio 0.06; no LoRA dropout: loralib's default; the scripts pass --lora_alpha 16). Stated deviation: the LoRA paper starts MRPC, RTE and STS-B from its
   MNLI-tuned LoRA checkpoint; benchmarks.glue starts every task from the pre-trained model.
 - RoBERTa: Liu et al. 2019 (arXiv 1907.11692) Appendix Table 10: full fine-tuning on GLUE, lr {1e-5, 2e-5,
-  3e-5}, 10 epochs, weight decay 0.1, 6% warm-up.
+  3e-5}, batch {16, 32}, 10 epochs, weight decay 0.1, 6% warm-up; its fairseq command
+  (examples/roberta/README.glue.md): --clip-norm 0.0, no gradient clipping.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ FOURIER_LOOP = "Chaos96/fourierft experiments/ViT/exec.py (batch 50 x gradient a
 NEAT_GLUE = "yibozhong/peanut natural-language-understanding/peanut-{size}.sh and glue.py"
 FOURIER_GLUE = "Chaos96/fourierft experiments/GLUE/{task}-base-best.sh and NLU_GLUE.py"
 LORA_GLUE = "LoRA paper (arXiv 2106.09685) Table 9; microsoft/LoRA examples/NLU/roberta_base_{task}.sh"
-ROBERTA_GLUE = "RoBERTa paper (arXiv 1907.11692) Appendix Table 10"
+ROBERTA_GLUE = "RoBERTa paper (arXiv 1907.11692) Appendix Table 10 (RoBERTa-large's GLUE fine-tuning)"
+ROBERTA_CODE = "RoBERTa's GLUE command, github facebookresearch/fairseq examples/roberta/README.glue.md"
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,8 @@ PAPER_RECIPES: dict[str, Recipe] = {
     "pets": _neat_vit("pets", 5e-3, 5e-3, 8e-4),
     "cifar10": _neat_vit("cifar10", 5e-3, 5e-3, 9e-5),
     "dtd": _neat_vit("dtd", 5e-3, 5e-3, 7e-5).with_values(
-        "unknown (run.sh has no DTD line) — our choice: 5e-3, run.sh's value on 4 of its 7 datasets",
+        "unknown (run.sh has no DTD line) — our choice: 5e-3, run.sh's most common value (head lr on 4, "
+        "backbone lr on 5 of its 7 datasets)",
         head_lr=5e-3, lr=5e-3).with_values(f"{FOURIER_VIT.format(dataset='dtd')} (FourierFT's DTD recipe)",
                                            weight_decay=7e-5),
     "eurosat": _neat_vit("eurosat", 5e-3, 5e-3, 3e-4),
@@ -152,13 +155,16 @@ SMOKE_NOTE = ("our choice: the smoke suite is a CPU pipeline check on 564 traini
               "per epoch; digits are not flip-invariant and a tight crop would cut strokes off)")
 SMOKE_GRID = ("our choice: one grid a factor ~3 apart for every adapter method (widened once to 1e-1 where "
               "the validation-best lr sat at its edge); selected on validation")
+SMOKE_LOOP = ("our choice: NEAT's ViT recipe on a small scale (run.sh: 10 epochs, head lr 5e-3 to 1e-2, weight "
+              "decay 4e-5 to 8e-4; main.py: clip 1.0, no warm-up)")
 SMOKE_RECIPES: dict[str, Recipe] = {
-    "digits59": _cited(1e-2, 1e-2, 1e-4, SMOKE_NOTE, batch_size=32, crop_scale=(0.75, 1.0)),
+    "digits59": _cited(1e-2, 1e-2, 1e-4, SMOKE_LOOP, batch_size=32, crop_scale=(0.75, 1.0)).with_values(
+        SMOKE_NOTE, batch_size=32, crop_scale=(0.75, 1.0)),
     "digits04": _cited(1e-3, 1e-3, 5e-2, "our choice: pre-training the smoke ViT from scratch (30 epochs, "
-                                         "strong weight decay, the same loop)", epochs=30, batch_size=32,
-                       crop_scale=(0.75, 1.0)).with_values(
-        "our choice: no clipping when pre-training from scratch (clipped at 1.0, the backbone's features "
-        "transferred worse: every method's validation accuracy on digits 5-9 dropped)", clip_grad=None),
+                                         "strong weight decay, the same loop)", epochs=30)
+    .with_values(SMOKE_NOTE, batch_size=32, crop_scale=(0.75, 1.0))
+    .with_values("our choice: no clipping when pre-training from scratch (clipped at 1.0, the backbone's features "
+                 "transferred worse: every method's validation accuracy on digits 5-9 dropped)", clip_grad=None),
 }
 SMOKE_DATASETS = ("digits59",)
 
@@ -323,6 +329,10 @@ def glue_setting(method: str, task: str) -> GlueSetting:
         return GlueSetting(neat_l.recipe.with_values("unknown — our choice: NEAT-L's loop, the head lr swept",
                                                      lrs=(1e-3, 3e-3, 1e-2), sweep="head_lr"))
     if method == "full":
-        return GlueSetting(_cited(2e-5, 2e-5, 0.1, ROBERTA_GLUE, epochs=10, batch_size=32, clip_grad=1.0,
-                                  warmup=0.06, crop_scale=(1.0, 1.0), lrs=(1e-5, 2e-5, 3e-5)))
+        recipe = _cited(2e-5, 2e-5, 0.1, ROBERTA_GLUE, epochs=10, batch_size=32, clip_grad=None, warmup=0.06,
+                        crop_scale=(1.0, 1.0), lrs=(1e-5, 2e-5, 3e-5))
+        return GlueSetting(recipe.with_values(ROBERTA_CODE + " (--clip-norm 0.0: no clipping)", clip_grad=None)
+                           .with_values(ROBERTA_GLUE + " searches batch {16, 32} — our choice: 32 for every task "
+                                        "(one batch, its lr grid swept)", batch_size=32)
+                           .with_values("not used by text", crop_scale=(1.0, 1.0)))
     raise ValueError(f"No GLUE recipe for method {method!r}.")

@@ -24,6 +24,7 @@ from typing import Any
 from .catalog import DESCRIPTIONS, TEXT_DESCRIPTIONS
 from .llm_recipes import DESCRIPTIONS as LLM_DESCRIPTIONS
 from .llm_recipes import TASK_TESTS as LLM_TESTS
+from .published import ORDER as PUBLISHED_ORDER
 from .published import rows_for
 from .recipes import GLUE_TASKS, IMAGE_DATASETS
 from .results import load_results, score_of, write_json_atomic, write_text_atomic
@@ -64,7 +65,8 @@ GLUE = Style("GLUE results", GLUE_TASKS, "GLUE validation score (%)", "GLUE scor
 LLM = Style("Reasoning results", tuple(t for tests in LLM_TESTS.values() for t in tests),
             "Test accuracy (%) of the generated answers", "accuracy", None, (), LLM_DESCRIPTIONS,
             "Params: trainable (adapter) parameters; a causal LM has no classifier head. Each method runs at its "
-            "published recipe (benchmarks/llm_recipes.py).")
+            "recipe in benchmarks/llm_recipes.py (published values, each cited; the smoke suite shrinks them: "
+            "config.recipe of each result says which ran).")
 
 
 def style_for(results: list[dict[str, Any]]) -> Style:
@@ -141,12 +143,17 @@ def _score_text(results: list[dict[str, Any]], style: Style) -> str:
     return style.score + (": " + ", ".join(special) + ", accuracy otherwise" if special else "")
 
 
+def selection_note(style: Style, unit: str) -> str:
+    """How a table's lr was chosen (GLUE's epochs: the style's notes)."""
+    return (f"Each {unit}: the lr with the best mean {style.selection or 'validation score'} over seeds (the "
+            "selection table); the reported score never chooses the lr.")
+
+
 def _notes(results: list[dict[str, Any]], style: Style) -> list[str]:
     configs = [r.get("config") or {} for r in results]
     notes = [style.params_note]
     if style.selection:
-        notes.append("Each cell: the lr with the best mean " + style.selection + " over seeds (see the selection "
-                     "table); the reported score never chooses anything.")
+        notes.append(selection_note(style, "cell"))
     targets = sorted({c["peft_target"] for c in configs if c.get("peft_target")})
     if targets == ["qv"]:
         notes.append("PEFT baselines adapt q and v only (timm's fused attn.qkv split into q, k, v linears), as NEAT.")
@@ -207,8 +214,8 @@ def published_table(results: list[dict[str, Any]]) -> str:
             theirs = [f"{pub.scores[d]:.2f}" if d in pub.scores else "—" for d in s["datasets"]]
             delta = [f"{row['cells'][d]['mean'] - pub.scores[d]:+.1f}" if d in row["cells"] and d in pub.scores
                      else "—" for d in s["datasets"]]
-            avg_delta = f"{row['average'] - pub.scores['average']:+.1f}" if row["complete"] and "average" in \
-                pub.scores and len(s["datasets"]) == 8 else "—"
+            same_average = row["complete"] and "average" in pub.scores and set(s["datasets"]) == set(PUBLISHED_ORDER)
+            avg_delta = f"{row['average'] - pub.scores['average']:+.1f}" if same_average else "—"
             params = count_text(pub.params) if pub.params is not None else "—"
             pub_avg = f"{pub.scores['average']:.2f}" if "average" in pub.scores else "—"
             lines += [f"| {m} (ours) | {count_text(row['method_params'])} | " + " | ".join(ours)

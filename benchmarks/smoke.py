@@ -22,7 +22,6 @@ from .recipes import SMOKE_RECIPES, Recipe, Suite
 from .train import Dist, accumulation, evaluate, seed_everything, split_loaders, train
 
 PRETRAIN_DATASET = "digits04"
-DEFAULT_CACHE = Path(".cache") / "neat-peft"
 
 
 def cache_folder(cache_dir: str | os.PathLike, suite: Suite, recipe: Recipe) -> Path:

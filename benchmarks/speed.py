@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .cli import names
+from .cli import names, nonnegative_int, positive_int
 from .results import versions, write_json_atomic
 
 ALL_METHODS = ["floor", "head", "full", "lora", "peanut", "dora", "fourierft", "neat"]
@@ -43,13 +43,13 @@ def table(rows: dict[str, dict[str, Any]]) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", help="timm model name (default: vit_base_patch16_224 on CUDA, a tiny ViT on CPU)")
-    p.add_argument("--batch", type=int, help="batch size (default: 64 on CUDA, 4 on CPU; --llm: 4)")
+    p.add_argument("--batch", type=positive_int, help="batch size (default: 64 on CUDA, 4 on CPU; --llm: 4)")
     p.add_argument("--targets", choices=TARGET_CHOICES, default="qkv",
                    help="qkv: attn.qkv (q_proj,k_proj,v_proj for --llm); all: attention and MLP linears")
-    p.add_argument("--rank", type=int, default=8, help="rank of every adapter method (LoRA alpha = rank)")
+    p.add_argument("--rank", type=positive_int, default=8, help="rank of every adapter method (LoRA alpha = rank)")
     p.add_argument("--methods", default=",".join(ALL_METHODS), help=f"comma list from {', '.join(ALL_METHODS)}")
-    p.add_argument("--steps", type=int, help="timed steps (default 50 on CUDA, 3 on CPU)")
-    p.add_argument("--warmup", type=int, help="untimed steps first (default 10 on CUDA, 1 on CPU)")
+    p.add_argument("--steps", type=positive_int, help="timed steps (default 50 on CUDA, 3 on CPU)")
+    p.add_argument("--warmup", type=nonnegative_int, help="untimed steps first (default 10 on CUDA, 1 on CPU)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--llm", action="store_true", help="LLaMA-shaped decoder layers instead of a timm model")
     p.add_argument("--device", help="torch device (default cuda when available)")
@@ -69,7 +69,7 @@ def make_case(args: argparse.Namespace, cuda: bool):
         hidden, layers, seq = (4096, 4, 512) if cuda else (128, 2, 32)
         return llm_case(hidden, layers, seq, args.batch or 4)
     if args.model or cuda:
-        return vision_case(args.model or "vit_base_patch16_224", args.batch or 64, {})
+        return vision_case(args.model or "vit_base_patch16_224", args.batch or (64 if cuda else 4), {})
     tiny = dict(img_size=32, patch_size=8, depth=2, num_classes=10)
     return vision_case("vit_tiny_patch16_224", args.batch or 4, tiny)
 

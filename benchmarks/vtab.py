@@ -17,8 +17,9 @@ import argparse
 import json
 import sys
 
-from .catalog import DESCRIPTIONS, PEFT_TARGETS, PRESETS, check_methods
-from .cli import add_option_flags, add_sweep_flags, check_match, names
+from .catalog import DESCRIPTIONS, PEFT_TARGETS, check_methods
+from .cli import (DEFAULT_CACHE, add_option_flags, add_sweep_flags, check_match, check_options, names,
+                  nonnegative_int, positive_int, seed_list)
 from .recipes import IMAGE_DATASETS, SUITES, recipe_for
 
 
@@ -52,14 +53,14 @@ def add_backbone_flags(p: argparse.ArgumentParser, model_help: str = "timm model
     p.add_argument("--model-path", help="local pretrained weights: a timm folder (config.json + "
                                         "model.safetensors) or a .safetensors file for --model")
     p.add_argument("--model-args", type=json.loads, help="JSON of extra timm.create_model arguments")
-    p.add_argument("--cache-dir", help="smoke suite: where the pre-trained ViT is cached (default .cache/neat-peft)")
-    p.add_argument("--pretrain-epochs", type=int, help="smoke suite: epochs of pre-training on digits 0-4")
+    p.add_argument("--cache-dir", help=f"smoke suite: where the pre-trained ViT is cached (default {DEFAULT_CACHE})")
+    p.add_argument("--pretrain-epochs", type=positive_int, help="smoke suite: epochs of pre-training on digits 0-4")
 
 
 def add_process_flags(p: argparse.ArgumentParser) -> None:
     """Workers, threads, device, progress bars (shared with benchmarks.ablate)."""
-    p.add_argument("--workers", type=int, help="DataLoader workers per process (default: the suite's)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: the suite's, else torch's)")
+    p.add_argument("--workers", type=nonnegative_int, help="DataLoader workers per process (default: the suite's)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: the suite's, else torch's)")
     p.add_argument("--device", help="torch device (default cuda when available)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -76,12 +77,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.match_params = suite.match_params if args.match_params is None else args.match_params
     args.micro_batch = args.micro_batch or suite.micro_batch
     try:
-        args.seeds = [int(s) for s in names(args.seeds)]
+        args.seeds = seed_list(args.seeds)
         check_methods(args.methods + args.save_adapters)
         [recipe_for(m, d) for m in args.methods for d in args.datasets]
         args.match_params = check_match(args.match_params, DESCRIPTIONS)
-        if args.preset is not None and args.preset not in PRESETS:
-            raise ValueError(f"Unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}.")
+        check_options(args, args.methods)
         if not (args.methods and args.datasets and args.seeds):
             raise ValueError("--method, --dataset and --seeds each need at least one value.")
     except ValueError as err:

@@ -149,13 +149,11 @@ def _with_lora(base: nn.Module, lora: str) -> nn.Module:
     default) gets a base with the same split (neat_vision.qkv; the same outputs)."""
     from peft import PeftModel
 
+    from benchmarks.methods import split_for_peft
+
     folder = _lora_folder(lora)
     targets = json.loads((folder / CONFIG_NAME).read_text()).get("target_modules") or []
-    if any(str(t).startswith("attn.qkv.") for t in targets):
-        from neat_vision.qkv import split_qkv
-
-        split_qkv(base)
-    return PeftModel.from_pretrained(base, str(folder), is_trainable=True).eval()
+    return PeftModel.from_pretrained(split_for_peft(base, targets), str(folder), is_trainable=True).eval()
 
 
 def _trainable(model: nn.Module) -> int:

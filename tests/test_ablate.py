@@ -13,7 +13,7 @@ from test_glue import offline_assets  # noqa: F401  (the tiny RoBERTa and GLUE f
 
 from benchmarks import ablate, ablate_report, ablate_runs, budget, image_runs
 from benchmarks.ablations import RECIPE_LR_NOTE, SWEEP_GRID_NOTE, SWEEP_GRIDS
-from benchmarks.recipes import PAPER_DATASETS
+from benchmarks.recipes import DEV_NOTE, PAPER_DATASETS
 
 VIT_B = "vit_base_patch16_224.orig_in21k"
 
@@ -169,11 +169,16 @@ def test_scale_study_on_glue_tasks_runs_neat_l_at_its_and_loras_published_lr(off
     found = {n: json.loads((out / "runs" / f"{n}.json").read_text()) for n in names}
     auto = found["neat-l-auto_sst2_seed0_lr0.005"]
     assert auto["config"]["method_options"]["scale"] == "auto" and auto["config"]["method_options"]["rank"] == 8
-    assert auto["config"]["data"]["sizes"] == {"train": 22, "validation": 12, "dev": 2}   # a sweep selects on dev
-    assert found["lora_sst2_seed0_lr0.0005"]["config"]["data"]["sizes"] == {"train": 24, "validation": 12}
+    # one protocol for every variant: LoRA (one published lr) too trains on train less the held-out slice and
+    # chooses its epoch there, never on the validation set the table reports
+    for result in found.values():
+        assert result["config"]["data"]["sizes"] == {"train": 22, "validation": 12, "dev": 2}
+        assert result["selection"] == DEV_NOTE and result["selection_score"] == result["best"]["dev_accuracy"]
     assert {r["method_params"] for r in found.values()} == {3 * 2 * 2 * 16 * 8}   # LoRA r = 8 = NEAT-L's budget
     table = (out / "report.md").read_text()
     assert "| NEAT-L, s = auto, at LoRA's lr | 1.5K |" in table and "| LoRA, own lr | 1.5K |" in table
+    assert "GLUE: every variant (LoRA at its single published lr too) trains on train less a seeded held-out " \
+           "slice and chooses its lr and epoch there" in table
     assert ablate.main(argv + ["--dry-run"]) == 0
 
 

@@ -23,6 +23,7 @@ from PIL import Image  # noqa: E402
 import neat_core  # noqa: E402
 import neat_text  # noqa: E402
 import neat_vision  # noqa: E402
+from benchmarks.methods import PEFT_TARGETS, split_for_peft  # noqa: E402
 from demo.ui import EXAMPLES, build_app  # noqa: E402
 from demo.compare import stats, top_k, verdict  # noqa: E402
 from demo.models import MAKE_TEXT, Choice, load_pair, missing_message, saved_choice  # noqa: E402
@@ -56,8 +57,9 @@ def _vision_adapters(root: Path) -> None:
     neat = neat_vision.patch(timm.create_model(f"local-dir:{root / 'base'}", pretrained=True), rank=4)
     randomize_adapters(neat)
     neat_core.save_adapter(neat, root / "results" / "adapters" / "neat_digits59_seed0")
-    lora = get_peft_model(timm.create_model(f"local-dir:{root / 'base'}", pretrained=True),
-                          LoraConfig(r=4, target_modules=["attn.qkv"], modules_to_save=["head"]))
+    targets = list(PEFT_TARGETS["qv"])   # the vtab suite's default: q and v of the split attn.qkv
+    lora = get_peft_model(split_for_peft(timm.create_model(f"local-dir:{root / 'base'}", pretrained=True), targets),
+                          LoraConfig(r=4, target_modules=targets, modules_to_save=["head"]))
     _perturb_lora(lora)
     lora.save_pretrained(str(root / "results" / "adapters" / "lora_digits59_seed0"))
     (root / "results" / "runs").mkdir()
@@ -177,7 +179,7 @@ def test_example_image_gives_both_top5_plots_stats_and_verdict(client, choice):
         assert sorted(row[0] for row in plot_rows(plot)) == ["5", "6", "7", "8", "9"]
         assert sum(row[1] for row in plot_rows(plot)) == pytest.approx(100, abs=0.05)
     assert plot_rows(neat_plot) != plot_rows(lora_plot)
-    # NEAT: 2 blocks x (q, v) x (A 48x4 + B 4x48); LoRA: 2 blocks x (A 4x48 + B 144x4); head 48x5 + 5 each
+    # NEAT and LoRA: 2 blocks x (q, v) x (A 48x4 + B 4x48); head 48x5 + 5 each
     assert re.match(STATS.format("NEAT", "1,781"), neat_stats), neat_stats
     assert re.match(STATS.format("LoRA", "1,781"), lora_stats), lora_stats
     assert text == verdict(*expected)

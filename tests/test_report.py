@@ -105,6 +105,20 @@ def test_published_rows_sit_beside_ours_with_differences():
     assert report.published_table(tiny) == ""   # no published numbers for another backbone
 
 
+def test_the_average_delta_needs_exactly_the_papers_eight_datasets():
+    def probe(dataset):   # a linear probe at 50% test accuracy
+        result = fixture_result("head", "pets", 0, 0.001, 0.8, 0.5, 0)
+        return {**result, "dataset": dataset, "config": {**result["config"], "data": {"title": dataset}}}
+
+    eight = [probe(d) for d in published.ORDER]
+    lines = report.published_table(eight).splitlines()
+    columns = report.summarise(eight)["datasets"]   # the recipe table's order
+    assert lines[4] == "| Δ | | " + " | ".join(f"{50 - published.ROWS[0].scores[d]:+.1f}" for d in columns) \
+        + f" | {50 - 68.36:+.1f} |"
+    other = eight[:7] + [probe("digits59")]
+    assert report.published_table(other).splitlines()[4].endswith(" | — |")   # 8 datasets, not the paper's 8
+
+
 def test_published_rows_of_the_closest_size_and_every_number_as_published():
     fourier = published.rows_for("fourierft", VIT_B, {}, 72_000)
     assert [r.label for r in fourier] == ["FourierFT (72K)"]

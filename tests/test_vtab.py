@@ -120,6 +120,15 @@ def test_model_path_accepts_a_safetensors_file_and_the_head_is_fresh(tmp_path):
     assert {p.dtype for p in loaded.parameters()} == {torch.float32}
 
 
+def test_counts_are_made_on_the_architecture_that_trains(checkpoint):
+    """--model-path FOLDER --model-args {...}: the meta-device copy used for counts gets the same arguments."""
+    from benchmarks.models import architecture
+
+    source = ModelSource("vit_tiny_patch16_224", str(checkpoint), {"img_size": 64})
+    trained, counted = create_model(source, 4), architecture(source, 4)
+    assert trained.pos_embed.shape == counted.pos_embed.shape == (1, 65, 64)   # (64 / 8)^2 patches + class token
+
+
 # --- command line -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("flag, value, message", [
     ("--method", "neat,adapterx", "Unknown method(s) adapterx; choose from neat, lora, dora, fourierft, peanut, "
