@@ -17,7 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from neat_text import glue
-from neat_vision.data import hub_reachable, offline_mode
+from neat_core.remote import hub_reachable, offline_mode
 
 from . import budget
 from . import methods as M

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from neat_text.reasoning import Task, load_task, unavailable_without_network
-from neat_vision.data import hub_reachable, offline_mode
+from neat_core.remote import hub_reachable, offline_mode
 
 from .llm_job import JobOptions
 from .llm_methods import resolve_targets

@@ -17,7 +17,7 @@ import timm.data
 import torch
 from torch import nn
 
-from neat_vision.data import hub_reachable, offline_mode
+from neat_core.remote import hub_reachable, offline_mode
 
 
 class ModelUnavailableError(RuntimeError):

@@ -20,7 +20,7 @@ from neat_core import NeatConfig
 from neat_core.layer import NeatLinear
 from neat_core.network import ACTIVATIONS
 
-peft = pytest.importorskip("peft")
+import peft
 
 FUSED_QV = {"qkv": {"num_blocks": 3, "blocks": [0, 2]}}
 

@@ -20,7 +20,7 @@ import neat_text
 import neat_vision
 from neat_core.lora_export import lora_factors
 
-peft = pytest.importorskip("peft")
+import peft
 
 PREFIX = "base_model.model."
 

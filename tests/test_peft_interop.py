@@ -15,7 +15,7 @@ from test_text_tiny import _assert_unchanged, _snapshot, logits, tiny_inputs, ti
 import neat_core
 import neat_text
 
-peft = pytest.importorskip("peft")
+import peft
 
 QV = {"bert": ["query", "value"], "llama": ["q_proj", "v_proj"]}
 HEAD = {"bert": "classifier", "llama": "score"}
