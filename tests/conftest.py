@@ -1,10 +1,12 @@
-"""Shared small models for the tests (random init, CPU, no downloads)."""
+"""Shared small models for the tests (random init, CPU, no downloads); shared fixtures come from `support`."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from torch import nn
+
+pytest_plugins = ("support.hub_cache", "support.glue_assets")  # offline_cache, offline_assets
 
 
 class TinyBlock(nn.Module):
@@ -82,3 +84,11 @@ def single_thread():
 @pytest.fixture
 def x() -> torch.Tensor:
     return torch.randn(4, 5, 16, generator=torch.Generator().manual_seed(123))
+
+
+@pytest.fixture
+def datasets_cache(monkeypatch, tmp_path):
+    """Arrow files that `datasets` writes for local files go to the test's own folder."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")

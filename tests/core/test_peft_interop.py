@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_text_tiny import _assert_unchanged, _snapshot, logits, tiny_inputs, tiny_model  # noqa: F401
+from support.tiny_text import _assert_unchanged, _snapshot, logits, tiny_inputs, tiny_model  # noqa: F401
 
 import neat_core
 import neat_text

@@ -12,7 +12,7 @@ import torch
 from conftest import make_tiny, randomize_adapters, tiny_vit
 from safetensors import safe_open
 from safetensors.torch import load_file
-from test_text_tiny import TINY, _assert_unchanged, _snapshot, logits, tiny_inputs, tiny_model
+from support.tiny_text import TINY, _assert_unchanged, _snapshot, logits, tiny_inputs, tiny_model
 from transformers import AutoConfig, AutoModelForCausalLM
 
 import neat_core

@@ -20,9 +20,9 @@ import torch
 import neat_core
 import neat_text
 from benchmarks.llm_train import checkpoint_activations
-from test_llm_methods import tiny_llama
+from support.tiny_llama import tiny_llama
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 STEPS, RANK = 3, 4
 
 

@@ -18,7 +18,7 @@ import neat_text
 import neat_vision
 
 from conftest import randomize_adapters
-from test_text_tiny import tiny_model
+from support.tiny_text import tiny_model
 
 TOL = dict(atol=1e-5, rtol=1e-5)
 

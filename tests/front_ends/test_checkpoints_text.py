@@ -16,7 +16,7 @@ import neat_text
 from neat_core import NeatConfig
 
 from test_text_hf import _Labelled
-from test_text_tiny import logits, randomize, tiny_inputs, tiny_model
+from support.tiny_text import logits, randomize, tiny_inputs, tiny_model
 
 
 def test_model_config_follows_the_adapters():

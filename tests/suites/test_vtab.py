@@ -18,28 +18,15 @@ from benchmarks import image_runs, vtab
 from benchmarks.models import ModelSource, create_model
 from neat_vision.data import build_transform, holdout, load_splits
 
-@pytest.fixture(autouse=True)
-def datasets_cache(monkeypatch, tmp_path):
-    """Arrow files that datasets writes for local folders go to the test's own folder."""
-    import datasets
+from support.images import write_image_folder
 
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
+pytestmark = pytest.mark.usefixtures("datasets_cache")  # arrow files in the test's own folder
 
 
-COLOURS = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
+
 TINY_VIT = dict(img_size=32, patch_size=8, depth=2, embed_dim=64, num_heads=2)
 
 
-def write_image_folder(root: Path, splits: dict[str, int]) -> Path:
-    """root/<split>/<colour>/<i>.png: noisy images of one colour per class."""
-    rng = np.random.default_rng(0)
-    for split, per_class in splits.items():
-        for name, rgb in COLOURS.items():
-            (root / split / name).mkdir(parents=True, exist_ok=True)
-            for i in range(per_class):
-                pixels = np.clip(np.array(rgb) + rng.normal(0, 25, (20, 20, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(root / split / name / f"{i}.png")
-    return root
 
 
 @pytest.fixture(scope="module")

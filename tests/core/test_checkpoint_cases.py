@@ -21,8 +21,8 @@ from neat_core import NeatConfig
 from neat_core.network import ACTIVATIONS
 
 from conftest import make_tiny, randomize_adapters, tiny_vit
-from test_hub import REPO, RecordingApi, fill_cache, offline_cache  # noqa: F401  (fixture)
-from test_text_tiny import logits, randomize, tiny_inputs, tiny_model
+from support.hub_cache import REPO, RecordingApi, fill_cache
+from support.tiny_text import logits, randomize, tiny_inputs, tiny_model
 
 IMAGES = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 TOL = dict(atol=1e-5, rtol=1e-5)

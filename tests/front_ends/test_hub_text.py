@@ -10,7 +10,7 @@ import neat_core
 import neat_text
 
 from conftest import randomize_adapters
-from test_hub import REPO, fill_cache, offline_cache  # noqa: F401  (fixture)
+from support.hub_cache import REPO, fill_cache
 
 TOKENS = torch.randint(1, 100, (2, 7), generator=torch.Generator().manual_seed(0))
 

@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 from conftest import make_tiny, randomize_adapters, tiny_vit
-from test_text_tiny import logits, tiny_inputs, tiny_model
+from support.tiny_text import logits, tiny_inputs, tiny_model
 
 import neat_core
 import neat_text

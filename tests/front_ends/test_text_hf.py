@@ -7,10 +7,9 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from test_text_tiny import TINY, logits, randomize, tiny_inputs, tiny_model  # noqa: F401
+from support.tiny_text import TINY, logits, randomize, tiny_inputs, tiny_model  # noqa: F401
 from transformers import AutoConfig, AutoModelForCausalLM, Trainer, TrainingArguments
 
 import neat_core

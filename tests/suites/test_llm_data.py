@@ -13,13 +13,9 @@ from neat_text.reasoning import IGNORE_INDEX, TASKS, ReasoningDataError, load_sp
 from neat_text.reasoning import answers as A
 from neat_text.reasoning.tasks import COMMONSENSE, LLM_ADAPTERS, MATH, METAMATH
 
+pytestmark = pytest.mark.usefixtures("datasets_cache")  # arrow files in the test's own folder
 
-@pytest.fixture(autouse=True)
-def datasets_cache(monkeypatch, tmp_path):
-    """Arrow files that datasets writes for local JSON files go to the test's own folder."""
-    import datasets
 
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
 
 
 # --- templates ---------------------------------------------------------------------------------------------

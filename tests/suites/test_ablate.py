@@ -8,22 +8,17 @@ import json
 
 import pytest
 from conftest import killed_after
-from test_cli_light import bad_flag
-from test_glue import offline_assets  # noqa: F401  (the tiny RoBERTa and GLUE files)
+from support.cli import bad_flag
 
 from benchmarks import ablate, ablate_report, ablate_runs, budget, image_runs
 from benchmarks.ablations import RECIPE_LR_NOTE, SWEEP_GRID_NOTE, SWEEP_GRIDS
 from benchmarks.recipes import DEV_NOTE, PAPER_DATASETS
 
+pytestmark = pytest.mark.usefixtures("datasets_cache")  # arrow files in the test's own folder
+
 VIT_B = "vit_base_patch16_224.orig_in21k"
 
 
-@pytest.fixture(autouse=True)
-def datasets_cache(monkeypatch, tmp_path):
-    """Arrow files that datasets writes for local files go to the test's own folder."""
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
 
 
 # --- plans --------------------------------------------------------------------------------------------------

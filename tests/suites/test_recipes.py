@@ -13,7 +13,9 @@ from benchmarks.cli import with_recipe_flags
 from benchmarks.train import accumulation
 from neat_vision.data import load_splits
 
-from test_vtab import datasets_cache, write_image_folder  # noqa: F401  (fixture)
+from support.images import write_image_folder
+
+pytestmark = pytest.mark.usefixtures("datasets_cache")  # arrow files in the test's own folder
 
 
 @pytest.mark.parametrize("dataset", recipes.IMAGE_DATASETS)

@@ -29,7 +29,7 @@ from demo.compare import stats, top_k, verdict  # noqa: E402
 from demo.models import MAKE_TEXT, Choice, load_pair, missing_message, saved_choice  # noqa: E402
 
 from conftest import randomize_adapters  # noqa: E402
-from test_hub import fill_cache, offline_cache  # noqa: E402,F401  (fixture)
+from support.hub_cache import fill_cache  # noqa: E402
 
 VIT = dict(img_size=24, patch_size=8, embed_dim=48, depth=2, num_heads=3, num_classes=5)
 MAX_BYTES = 100_000  # the test app's upload limit

@@ -1,7 +1,6 @@
 """PEFT's test checklist applied to NEAT on a small fused-qkv model, for several configurations."""
 
 import math
-import warnings
 
 import pytest
 import torch

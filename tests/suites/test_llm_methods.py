@@ -7,13 +7,13 @@ import json
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 import neat_core
 from benchmarks import llm_methods as LM
 from benchmarks.llm_recipes import LLMRecipe, SetupError
 
-H, INTER, LAYERS, RANK = 32, 64, 2, 4
+from support.tiny_llama import INTER, LAYERS, RANK, H, tiny_llama
+
 RECIPES = {
     "neat": LLMRecipe(1e-3, 1, 4, 4, 0, rank=RANK, scale=1.0),
     "peanut": LLMRecipe(1e-3, 1, 4, 4, 0, rank=RANK, scale=1.0),
@@ -33,11 +33,6 @@ EXPECTED = {
 EXPECTED["pissa"] = EXPECTED["milora"] = EXPECTED["lora"]
 
 
-def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = LlamaConfig(hidden_size=H, intermediate_size=INTER, num_hidden_layers=LAYERS, num_attention_heads=4,
-                         num_key_value_heads=2, head_dim=8, vocab_size=64, max_position_embeddings=64)
-    return LlamaForCausalLM(config).eval()
 
 
 IDS = torch.randint(0, 64, (2, 9), generator=torch.Generator().manual_seed(5))

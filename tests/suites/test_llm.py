@@ -17,14 +17,11 @@ import benchmarks.llm_setup as llm_setup
 from benchmarks import llm, llm_smoke
 from neat_text.reasoning import TASKS, extract
 
-ROOT = Path(__file__).parents[1]
+pytestmark = pytest.mark.usefixtures("datasets_cache")  # arrow files in the test's own folder
+
+ROOT = Path(__file__).parents[2]
 
 
-@pytest.fixture(autouse=True)
-def datasets_cache(monkeypatch, tmp_path):
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
 
 
 @pytest.fixture(scope="module")

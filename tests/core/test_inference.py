@@ -16,7 +16,7 @@ import neat_vision
 from neat_core import NeatConfig, NeatLinear
 
 from conftest import make_tiny, randomize_adapters, tiny_vit
-from test_text_tiny import tiny_inputs, tiny_model
+from support.tiny_text import tiny_inputs, tiny_model
 
 QV = {"qkv": {"num_blocks": 3, "blocks": [0, 2]}}
 
