@@ -1,8 +1,8 @@
 """Trainable-parameter budgets, exactly and without training: count a method's adapter parameters on a model
 built on the meta device (no memory, no init cost), and size one method to another's budget.
 
-`method_params(build, method, options)` counts the parameters a method trains outside the classifier head;
-`match_to(reference, methods, ...)` sets each method's size knob (catalog.SIZE_KNOBS: LoRA/DoRA r, NEAT rank,
+`method_params(build, method, options, kind)` counts the parameters a method trains outside the classifier head;
+`match_to(reference, methods, ...)` sets each method's size knob (catalog.Method.knob: LoRA/DoRA r, NEAT rank,
 FourierFT n, VeRA r) to the value whose count is closest to the reference method's. Used by `--match-params`,
 `--dry-run` and the ablation suite.
 """
@@ -17,25 +17,24 @@ import torch
 from torch import nn
 
 from . import methods as M
-from .catalog import SIZE_KNOBS, MethodOptions
+from .catalog import MethodOptions, size_knob
 
 MAX_KNOB = 1 << 20
 
 
-def method_params(build: Callable[[], nn.Module], method: str, options: MethodOptions,
-                  registry: M.Registry = M.METHODS) -> int:
-    """Parameters `method` trains outside the classifier head on the model `build()` makes (built on the meta
-    device: exact counts, no weights)."""
+def method_params(build: Callable[[], nn.Module], method: str, options: MethodOptions, kind: str = "image") -> int:
+    """Parameters `method` trains outside the classifier head on the model `build()` makes, of `kind` (built on the
+    meta device: exact counts, no weights)."""
     with torch.device("meta"):
         model = build()
-    heads = M.head_names(model)
-    return M.parameter_counts(M.build(method, model, options, registry), heads)["method_params"]
+    heads = M.head_names(model, kind)
+    return M.parameter_counts(M.build(method, model, options, kind), heads)["method_params"]
 
 
 def resized(method: str, options: MethodOptions, size: int) -> MethodOptions:
     """`options` with `method`'s size knob set to `size` (LoRA/DoRA keep their alpha / r ratio, so the update's
     scale, and the learning rate that suits it, stay the same)."""
-    knob = SIZE_KNOBS[method]
+    knob = size_knob(method)
     changes: dict = {knob: size}
     if knob == "lora_r":
         alpha = options.lora_alpha * size / options.lora_r
@@ -71,10 +70,10 @@ def match_to(reference: str, methods: list[str], options: Callable[[str], Method
     target = count(reference, options(reference))
     matched = {}
     for method in methods:
-        base, kind = options(method), built_by(method)
-        if method == reference or kind not in SIZE_KNOBS:
+        base, builder = options(method), built_by(method)
+        if method == reference or size_knob(builder) is None:
             matched[method] = base
             continue
-        size, _ = closest_size(target, lambda s: count(method, resized(kind, base, s)))
-        matched[method] = resized(kind, base, size)
+        size, _ = closest_size(target, lambda s: count(method, resized(builder, base, s)))
+        matched[method] = resized(builder, base, size)
     return matched

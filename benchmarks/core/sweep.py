@@ -3,7 +3,7 @@
 `expand` turns each method's lr grid into runs (each writes its own result file, so a killed sweep resumes per
 lr); `choose` picks, per (method, dataset), the lr whose runs have the best mean `selection_score` over seeds
 (validation accuracy for images, the held-out slice's score for GLUE), never looking at the reported test
-score; `selected` keeps the chosen runs for the tables. Plain Python: the ablation suite reuses it.
+score; `selected` keeps the chosen runs for the tables. Plain Python: every suite and the demo use it.
 """
 
 from __future__ import annotations
@@ -25,16 +25,18 @@ def lr_tag(lr: float) -> str:
 
 @dataclass(frozen=True)
 class Run:
-    """One training run of a sweep."""
+    """One training run: a method (or a study's variant) on a dataset or task, a seed and, in a sweep, an lr."""
 
     method: str
     dataset: str
     seed: int
-    lr: float
+    lr: float | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.method}_{self.dataset}_seed{self.seed}_lr{lr_tag(self.lr)}"
+        """The run's file name: `<method>_<dataset>_seed<seed>`, with `_lr<lr>` for a run of a sweep."""
+        base = f"{self.method}_{self.dataset}_seed{self.seed}"
+        return base if self.lr is None else f"{base}_lr{lr_tag(self.lr)}"
 
 
 def expand(methods: Iterable[str], datasets: Iterable[str], seeds: Iterable[int],

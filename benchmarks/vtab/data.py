@@ -9,6 +9,7 @@ with albumentations.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from dataclasses import dataclass
@@ -61,6 +62,9 @@ class DatasetSpec:
     test_fraction: float = 0.3
     upsample: int = 2
 
+    def describe(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
 
 # The paper's eight datasets (parquet mirrors on the Hub; pin `revision` to a commit for exact reruns)
 # and the two halves of the offline digits smoke suite.
@@ -93,6 +97,19 @@ class Splits:
     num_classes: int
     fingerprint: str
     in_memory: bool = False   # generated in memory (digits): decoded images are cheap to keep between epochs
+
+
+def source_lines(names: list[str], data_dir: str | None) -> list[str]:
+    """Where each dataset of a plan comes from, for the dry run: the Hub id @ revision (or the local folder), and the
+    splits used."""
+    lines = ["", "| dataset | source | splits |", "|---|---|---|"]
+    for name in dict.fromkeys(names):
+        spec = get_spec(name)
+        where = (f"--data-dir {data_dir}" if data_dir and spec.source == "hub" else
+                 "sklearn's digits (offline)" if spec.source == "digits" else f"{spec.hub_id} @ {spec.revision}")
+        splits = "pooled, then split" if spec.pooled else ", ".join(s for s in (spec.train, spec.val, spec.test) if s)
+        lines.append(f"| {name} | {where} | {splits} |")
+    return lines
 
 
 def get_spec(name: str) -> DatasetSpec:
@@ -203,7 +220,7 @@ def pooled_split(loaded: dict[str, Any], spec: DatasetSpec) -> tuple[Any, Any]:
     return holdout(pool, fraction=spec.test_fraction)
 
 
-def load_splits(name: str, data_dir: str | os.PathLike | None = None) -> Splits:
+def load_splits(name: str, data_dir: str | os.PathLike | None = None, accept_subset: bool = False) -> Splits:
     """Train / val / test of dataset `name` by its registry rule, from `data_dir` when given, else the source."""
     spec = get_spec(name)
     if spec.source == "digits":

@@ -9,34 +9,21 @@ StanfordCars with a depth-6 network. Nothing else is filled in: a missing cell i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from ..core.published import Published
 
 FOURIERFT_TABLE_5 = "FourierFT paper (arXiv 2405.03003) Table 5"
 NEAT_TEXT = "NEAT paper (arXiv 2410.01870), text"
 ORDER = ("pets", "cars", "cifar10", "dtd", "eurosat", "fgvc", "resisc45", "cifar100")   # Table 5's columns
 
 
-@dataclass(frozen=True)
-class PublishedRow:
-    """One published row: which of our methods it corresponds to, on which backbone, at what size."""
-
-    label: str                  # as the paper names it
-    method: str                 # our method name
-    model: str                  # timm architecture prefix the numbers are for
-    params: int | None          # adapter parameters as published (approximate where the paper rounds)
-    scores: dict[str, float]    # dataset -> accuracy (%); "average" for the paper's average
-    source: str
-    options: dict = field(default_factory=dict)   # method options the row needs (e.g. NEAT's depth)
-
-
-def _row(label: str, method: str, model: str, params: int | None, values: str) -> PublishedRow:
+def _row(label: str, method: str, model: str, params: int | None, values: str) -> Published:
     *cells, average = (float(v) for v in values.split())
-    return PublishedRow(label, method, model, params, {**dict(zip(ORDER, cells)), "average": average},
-                        FOURIERFT_TABLE_5)
+    return Published(label, method, model, {**dict(zip(ORDER, cells)), "average": average}, FOURIERFT_TABLE_5,
+                     params)
 
 
 VIT_B, VIT_L = "vit_base_patch16_224", "vit_large_patch16_224"
-ROWS: tuple[PublishedRow, ...] = (
+ROWS: tuple[Published, ...] = (
     _row("LP", "head", VIT_B, 0, "90.28 25.76 96.41 69.77 88.72 17.44 74.22 84.28 68.36"),
     _row("FF", "full", VIT_B, None, "93.14 79.78 98.92 77.68 99.05 54.84 96.13 92.38 86.49"),
     _row("LoRA (581K)", "lora", VIT_B, 581_000, "93.19 45.38 98.78 74.95 98.44 25.16 92.70 92.02 77.58"),
@@ -47,23 +34,10 @@ ROWS: tuple[PublishedRow, ...] = (
     _row("LoRA (1.57M)", "lora", VIT_L, 1_570_000, "94.82 73.25 99.13 81.79 98.63 42.32 94.71 94.87 84.94"),
     _row("FourierFT (144K)", "fourierft", VIT_L, 144_000, "94.46 69.56 99.10 80.83 98.65 39.92 93.86 93.31 83.71"),
     _row("FourierFT (480K)", "fourierft", VIT_L, 480_000, "94.84 79.14 99.08 81.88 98.66 51.28 95.20 93.37 86.68"),
-    PublishedRow("NEAT", "neat", VIT_B, None, {"average": 86.15}, NEAT_TEXT + " (ViT-B average)"),
-    PublishedRow("NEAT (depth 6)", "neat", VIT_B, None, {"cars": 81.04}, NEAT_TEXT + " (StanfordCars, depth 6)",
-                 {"depth": 6}),
+    Published("NEAT", "neat", VIT_B, {"average": 86.15}, NEAT_TEXT + " (ViT-B average)"),
+    Published("NEAT (depth 6)", "neat", VIT_B, {"cars": 81.04}, NEAT_TEXT + " (StanfordCars, depth 6)",
+              options={"depth": 6}),
 )
-
-
-def rows_for(method: str, model: str, options: dict, method_params: float) -> list[PublishedRow]:
-    """The published rows that correspond to our `method` on timm `model` with these method options: the same
-    method and backbone, the row's required options, and, where the paper has several sizes, the one closest to
-    ours (ratio of parameter counts)."""
-    found = [r for r in ROWS if r.method == method and model.split(".")[0] == r.model
-             and all(options.get(k) == v for k, v in r.options.items())]
-    sized = [r for r in found if r.params]
-    if len(sized) > 1:
-        closest = min(sized, key=lambda r: max(r.params, method_params) / max(1.0, min(r.params, method_params)))
-        found = [r for r in found if not r.params or r is closest]
-    return found
 
 
 # What the NEAT paper states about its sensitivity studies, in words (benchmarks.ablate prints them beside the
