@@ -149,7 +149,8 @@ def check_device_loaded(requested: str | None) -> None:
 # --- method options and recipe values ------------------------------------------------------------------------
 RECIPE_FLAGS: dict[str, Callable[[str], Any]] = {
     "epochs": positive_int, "batch_size": positive_int, "lr": positive_float, "head_lr": positive_float,
-    "weight_decay": nonnegative_float, "clip_grad": nonnegative_float}
+    "weight_decay": nonnegative_float, "clip_grad": nonnegative_float, "warmup_steps": nonnegative_int}
+CLASSIFIER_RECIPE = ("epochs", "batch_size", "lr", "head_lr", "weight_decay", "clip_grad")
 # MethodOptions fields whose flag is not simply a positive int / positive number / string / comma list
 OPTION_TYPES: dict[str, Callable[[str], Any]] = {"scale": scale_value, "depth": depth_value,
                                                  "lora_dropout": fraction, "lora_alpha": positive_float}
@@ -163,8 +164,8 @@ def _option_type(f) -> Callable[[str], Any]:
     return {int: positive_int, float: positive_float}.get(type(f.default), type(f.default))
 
 
-def add_option_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = (), recipe: tuple[str, ...] = tuple(
-        RECIPE_FLAGS)) -> None:
+def add_option_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = (),
+                     recipe: tuple[str, ...] = CLASSIFIER_RECIPE) -> None:
     """--<field> for every MethodOptions field (but `skip`) and the recipe values named in `recipe`; numbers are
     range-checked by argparse, names by `check_options`."""
     for f in fields(MethodOptions):

@@ -10,7 +10,7 @@ processes), and the precision policy: trainable weights in fp32, bf16 autocast o
 mixed_precision), none on a CPU.
 
 What differs between suites is data: `loss_fn(model, batch) -> (loss, count)` (count: images, samples or tokens
-for the throughput), `predict_fn(model, batch) -> (predictions, labels)` and an `on_epoch_end(epoch)` hook.
+for the throughput), `predict_fn(model, batch) -> (predictions, labels)` and an `on_epoch_end(epoch, model)` hook.
 """
 
 from __future__ import annotations
@@ -66,10 +66,11 @@ def accumulation(batch_size: int, micro_batch: int, world: int = 1) -> tuple[int
 
 
 def make_loader(dataset: Dataset, batch_size: int, train: bool, workers: int, seed: int, accelerator,
-                collate_fn: Callable | None = None, lengths: list[int] | None = None) -> DataLoader:
+                collate_fn: Callable | None = None, lengths: list[int] | None = None,
+                drop_last: bool | None = None) -> DataLoader:
     """A data loader prepared by Accelerate (each process its shard). Training: shuffled from `seed`, the last
-    partial batch dropped only when a full one exists for every process; with `lengths`, batches of similar
-    lengths (transformers' LengthGroupedSampler). Evaluation: in order."""
+    partial batch dropped (unless `drop_last` is False) when a full one exists for every process; with `lengths`,
+    batches of similar lengths (transformers' LengthGroupedSampler). Evaluation: in order."""
     generator = torch.Generator().manual_seed(seed)
     sampler = None
     if train and lengths is not None:
@@ -79,7 +80,8 @@ def make_loader(dataset: Dataset, batch_size: int, train: bool, workers: int, se
     world = accelerator.num_processes
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
                         num_workers=workers, pin_memory=accelerator.device.type == "cuda",
-                        persistent_workers=workers > 0, drop_last=train and len(dataset) >= batch_size * world,
+                        persistent_workers=workers > 0,
+                        drop_last=train and drop_last is not False and len(dataset) >= batch_size * world,
                         generator=generator, collate_fn=collate_fn)
     return accelerator.prepare_data_loader(loader)
 
@@ -132,11 +134,11 @@ class MemoryMeter:
 
 def train(model: nn.Module, loader: DataLoader, recipe: Recipe, accelerator, loss_fn: LossFn, *,
           heads: list[str] = (), grad_accum: int = 1, max_steps: int | None = None,
-          on_epoch_end: Callable[[int], None] | None = None, progress: bool = True, unit: str = "images"
+          on_epoch_end: Callable[[int, nn.Module], None] | None = None, progress: bool = True, unit: str = "images"
           ) -> tuple[nn.Module, dict[str, Any]]:
     """Train for recipe.epochs (or `max_steps` optimizer steps), one optimizer step per `grad_accum` micro-batches
     of `loader` (and one for an epoch's remainder), gradients clipped to recipe.clip_grad, the lr warming up then
-    decaying linearly to zero; calls `on_epoch_end(epoch)` after each epoch. `loader` must be prepared
+    decaying linearly to zero; calls `on_epoch_end(epoch, prepared model)` after each epoch. `loader` must be prepared
     (`make_loader`). Returns the prepared (wrapped) model and the statistics: the last epoch's mean loss, the loss
     of every optimizer step (mean over its micro-batches and processes), `unit`/s over all epochs, the training
     seconds (on_epoch_end's time not counted), the steps and, on a GPU, memory."""
@@ -189,7 +191,7 @@ def train(model: nn.Module, loader: DataLoader, recipe: Recipe, accelerator, los
             torch.cuda.synchronize(device)
         seconds += time.perf_counter() - start
         if on_epoch_end is not None:
-            on_epoch_end(epoch)
+            on_epoch_end(epoch, model)
         if done >= steps:
             break
     losses = accelerator.reduce(torch.stack(step_losses), reduction="mean").tolist() if step_losses else []

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 HUB_ID = "nyu-mll/glue"
+REVISION = "main"
 SPLIT_SEED = 42      # fixed seed of the held-out selection slice
 SPLITS = ("train", "validation")
 FILE_TYPES = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
@@ -48,6 +49,17 @@ TASKS: dict[str, GlueTask] = {t.name: t for t in [
 
 class GlueDataUnavailableError(RuntimeError):
     """A GLUE task can be neither downloaded nor found locally, or its local copy lacks the task's columns."""
+
+
+def source_lines(names: list[str], data_dir: str | None) -> list[str]:
+    """Where each task of a plan comes from, for the dry run: the Hub id @ revision (or the local folder), and the
+    splits used."""
+    lines = ["", "| task | source | splits |", "|---|---|---|"]
+    for name in dict.fromkeys(names):
+        task = get_task(name)
+        where = f"--data-dir {data_dir}/{name}" if data_dir else f"{HUB_ID} ({name}) @ {REVISION}"
+        lines.append(f"| {name} | {where} | train, {task.validation} |")
+    return lines
 
 
 def get_task(name: str) -> GlueTask:

@@ -1,52 +1,52 @@
-"""The GLUE suite's runs (benchmarks.glue parses the flags, then calls `run`): data, the loop's hooks for token
-batches, one run per (method, task, seed, lr), and the selection protocol (module docstring of benchmarks.glue).
-`execute` runs any set of runs, each described by a `TextJob` (benchmarks.ablate's runs are study variants)."""
+"""The GLUE suite's plan and runs (benchmarks.glue parses the flags, then calls `run`): data, the loop's hooks for
+token batches, one run per (method, task, seed, lr), and the selection protocol (benchmarks/glue/cli.py).
+`execute` runs any list of jobs (benchmarks.ablate's are study variants, each selecting on the held-out slice)."""
 
 from __future__ import annotations
 
 import argparse
 import math
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from neat_text import glue
 from neat_core.remote import hub_reachable, offline_mode
 
-from . import budget
-from . import methods as M
-from .catalog import TEXT_DESCRIPTIONS, MethodOptions
-from .cli import (method_options, provenance, run_jobs, saved_adapter, setup_device, unfinished,
-                  with_recipe_flags)
-from .models import ModelSource, ModelUnavailableError, create_text_model, text_architecture, text_tokenizer
-from .recipes import DEV_FRACTION, DEV_MAX, DEV_NOTE, Recipe, glue_setting
-from .sweep import Run, expand
-from .text_methods import TEXT_METHODS
-from .train import (Dist, accumulation, gather_predictions, make_loader, precision, ranks_agree, seed_everything,
-                    train)
+from ..core import budget
+from ..core import methods as M
+from ..core.catalog import MethodOptions, descriptions
+from ..core.errors import SetupError
+from ..core.flags import check_device_loaded, method_options, with_recipe_flags
+from ..core.loop import (accelerator_for, accumulation, make_loader, precision, predict, ranks_agree,
+                         seed_everything, train)
+from ..core.models import ModelSource, ModelUnavailableError, create_text_model, text_architecture, text_tokenizer
+from ..core.recipe import Recipe
+from ..core.results import record
+from ..core.runner import Job, provenance, run_suite, saved_adapter, world_size
+from ..core.sweep import Run, expand
+from . import data as glue
+from .recipes import DEV_FRACTION, DEV_MAX, DEV_NOTE, glue_recipe
+from .shape import SHAPE
 
-EXPECTED_ERRORS = (glue.GlueDataUnavailableError, ModelUnavailableError)
+EXPECTED_ERRORS = (glue.GlueDataUnavailableError, ModelUnavailableError, SetupError)
 PAPER_SELECTION = "validation, best epoch (the papers' protocol for a published recipe)"
+DESCRIPTIONS = descriptions("text")
 
 
 # --- the training loop's hooks for token batches ------------------------------------------------------
-def text_loss(model: nn.Module, batch: dict[str, torch.Tensor], device: torch.device) -> tuple[torch.Tensor, int]:
+def text_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """The model's own loss (cross-entropy, or MSE for one output) on a padded batch, and its size."""
-    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     return model(**batch).loss, len(batch["labels"])
 
 
-def text_predictions(model: nn.Module, batch: dict[str, torch.Tensor], device: torch.device
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+def text_predictions(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Predicted classes (or the regression output) and labels of a padded batch."""
-    inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "labels"}
-    logits = model(**inputs).logits
+    logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
     return (logits.squeeze(-1) if logits.shape[-1] == 1 else logits.argmax(-1)), batch["labels"]
 
 
@@ -74,132 +74,175 @@ def load_data(task: str, data_dir: str | None, tokenizer: Any, max_length: int, 
 
 # --- the plan ----------------------------------------------------------------------------------------------
 def recipe(args: argparse.Namespace, method: str, task: str) -> Recipe:
-    return with_recipe_flags(args, glue_setting(method, task).recipe)
+    table = with_recipe_flags(args, glue_recipe(method, task))
+    return table.with_data("command line", max_length=args.max_length) if args.max_length else table
 
 
-def sized_options(args: argparse.Namespace, task: str, source: ModelSource) -> dict[str, MethodOptions]:
-    """Each method's options on `task`: the recipe table's, then the command line's, sized to --match-params'
-    method when given (counted on the model's architecture, no weights)."""
-    def options(method: str) -> MethodOptions:
-        return method_options(args, glue_setting(method, task).options)
+def sized_options(args: argparse.Namespace, task: str, source: ModelSource, methods: list[str],
+                  defaults: Callable[[str], dict], reference: str | None,
+                  built_by: Callable[[str], str] = lambda name: name) -> dict[str, MethodOptions]:
+    """Each method's options on `task`: `defaults(method)` (a recipe's options), then the command line's, sized to
+    `reference`'s trainable parameters when given (counted on the model's architecture, no weights)."""
+    def options(name: str) -> MethodOptions:
+        return method_options(args, defaults(name))
 
-    if not args.match_params:
-        return {m: options(m) for m in args.methods}
-    count = lambda m, o: budget.method_params(lambda: text_architecture(source, 2), m, o, TEXT_METHODS)  # noqa: E731
-    return budget.match_to(args.match_params, args.methods, options, count)
+    if not reference:
+        return {m: options(m) for m in methods}
+    count = lambda m, o: budget.method_params(lambda: text_architecture(source, 2), built_by(m), o, "text")  # noqa: E731
+    return budget.match_to(reference, methods, options, count, built_by)
 
 
-@dataclass(frozen=True)
-class TextJob:
-    """How a run trains: the registered text method that builds it, its (method, task) recipe with the lr grid,
-    its method options, more entries for the result's config, and whether it trains on train less a held-out
-    slice and selects on that slice (`hold_out`; None: when its recipe sweeps lrs, the suite's protocol)."""
+def on_dev(job: Job) -> bool:
+    """Whether the run selects its lr and epoch on the held-out slice of train ("dev"): when its recipe sweeps lrs,
+    unless the job says otherwise (the ablations hold out for every run)."""
+    return job.config.get("hold_out", len(job.grid) > 1)
 
-    method: str
-    recipe: Recipe
-    options: MethodOptions
-    config: Mapping[str, Any] = field(default_factory=dict)
-    hold_out: bool | None = None
 
-    @property
-    def on_dev(self) -> bool:
-        """Whether the run selects its lr and epoch on the held-out slice of train ("dev")."""
-        return len(self.recipe.grid) > 1 if self.hold_out is None else self.hold_out
+def jobs_for(args: argparse.Namespace, runs: list[Run], source: ModelSource, world: int,
+             table: Callable[[Run], Recipe], options: Callable[[str], dict[str, MethodOptions]],
+             built_by: Callable[[str], str] = lambda name: name, config: Callable[[Run], dict] = lambda run: {}
+             ) -> list[Job]:
+    """A job per run: its recipe (`table(run)`), its options (`options(task)[run.method]`), the micro-batch and
+    accumulation (--micro-batch, else the whole batch at once)."""
+    found = {t: options(t) for t in dict.fromkeys(r.dataset for r in runs)}
+    made = []
+    for run in runs:
+        recipe_ = table(run)
+        micro, accum = accumulation(recipe_.batch_size, args.micro_batch or recipe_.batch_size, world)
+        made.append(Job(run, built_by(run.method), recipe_.at(run.lr), found[run.dataset][run.method], micro,
+                        accum, config(run)))
+    return made
+
+
+def plan(args: argparse.Namespace, source: ModelSource, world: int = 1) -> list[Job]:
+    recipes = {(m, t): recipe(args, m, t) for m in args.methods for t in args.tasks}
+    runs = expand(args.methods, args.tasks, args.seeds, lambda m, t: recipes[m, t].grid)
+    return jobs_for(args, runs, source, world, lambda r: recipes[r.method, r.dataset],
+                    lambda t: sized_options(args, t, source, args.methods, lambda m: glue_recipe(m, t).options,
+                                            args.match_params))
+
+
+def dry_run(args: argparse.Namespace, jobs: list[Job], source: ModelSource, world: int) -> str:
+    """The plan as Markdown: per (method, task) its lr grid, batch, micro x accumulation x processes, epochs, how
+    the lr and epoch are selected, and exact adapter parameters (counted on the model's config; "—" without one)."""
+    def count(job: Job) -> str:
+        try:
+            return f"{budget.method_params(lambda: text_architecture(source, 2), job.method, job.options, 'text'):,}"
+        except ModelUnavailableError:
+            return "— (no config: --model-path)"
+
+    lines = [f"Plan: {len(jobs)} runs ({len(args.seeds)} seed(s)), model {source.name}"
+             + (f" from {source.path}" if source.path else "") + ".", "",
+             "| method | task | lr grid | batch | micro x accum x procs | epochs | selection | adapter params |",
+             "|---|---|---|---:|---|---:|---|---:|"]
+    seen: set = set()
+    for j in jobs:
+        if (j.run.method, j.run.dataset) not in seen:
+            seen.add((j.run.method, j.run.dataset))
+            grid = ",".join(f"{lr:g}" for lr in j.grid)
+            lines.append(f"| {j.run.method} | {j.run.dataset} | {grid} ({j.recipe.sweep}) | {j.recipe.batch_size} | "
+                         f"{j.micro_batch} x {j.grad_accum} x {world} | {j.recipe.epochs} | "
+                         f"{'held-out slice of train' if on_dev(j) else 'validation, best epoch'} | {count(j)} |")
+    return "\n".join(lines + glue.source_lines(args.tasks, args.data_dir))
 
 
 # --- one run ----------------------------------------------------------------------------------------------
-def run_job(args: argparse.Namespace, run: Run, job: TextJob, data: dict[str, Any], source: ModelSource,
-            tokenizer: Any, device: torch.device, dist: Dist) -> dict[str, Any]:
-    """Train one run, scoring validation (and dev, when it selects there) after every epoch; returns the result."""
+def run_job(args: argparse.Namespace, job: Job, data: dict[str, Any], source: ModelSource, tokenizer: Any,
+            accelerator) -> dict[str, Any]:
+    """Train one job, scoring validation (and dev, when it selects there) after every epoch; returns the result."""
     from transformers import DataCollatorWithPadding
 
-    spec, table, options = glue.get_task(run.dataset), job.recipe, job.options
-    plan, on_dev = table.at(run.lr), job.on_dev
+    run, table, options = job.run, job.recipe, job.options
+    spec, dev = glue.get_task(run.dataset), on_dev(job)
+    start = time.perf_counter()
     seed_everything(run.seed)
     model = create_text_model(source, spec.num_labels)
-    heads = M.head_names(model)
-    model = M.build(job.method, model, options, TEXT_METHODS).to(device)
+    heads = M.head_names(model, "text")
+    model = M.build(job.method, model, options, "text")
     counts = M.parameter_counts(model, heads)
-    micro, accum = accumulation(plan.batch_size, args.micro_batch or plan.batch_size, dist.world)
     collate = DataCollatorWithPadding(tokenizer)
-    train_set = data["sweep_train" if on_dev else "train"]
-    lengths = [len(ids) for ids in train_set["input_ids"]] if device.type == "cuda" else None
-    train_loader = make_loader(train_set, micro, True, args.workers, run.seed, dist, device, collate, lengths)
-    scored = {"": data["validation"], **({"dev_": data["dev"]} if on_dev else {})}
-    loaders = {k: make_loader(v, micro * 2, False, args.workers, run.seed, dist, device, collate)
+    train_set = data["sweep_train" if dev else "train"]
+    lengths = [len(ids) for ids in train_set["input_ids"]] if accelerator.device.type == "cuda" else None
+    train_loader = make_loader(train_set, job.micro_batch, True, args.workers, run.seed, accelerator, collate,
+                               lengths)
+    scored = {"": data["validation"], **({"dev_": data["dev"]} if dev else {})}
+    loaders = {k: make_loader(v, job.micro_batch * 2, False, args.workers, run.seed, accelerator, collate)
                for k, v in scored.items()}
     epochs: list[dict[str, float]] = []
 
-    def score_epoch(epoch: int) -> None:
+    def score_epoch(epoch: int, trained: nn.Module) -> None:
         scores = {}
         for prefix, loader in loaders.items():
-            found = glue.metrics(spec, *gather_predictions(model, loader, device, dist, text_predictions))
+            found = glue.metrics(spec, *predict(trained, loader, accelerator, text_predictions))
             scores.update({prefix + k: v for k, v in found.items()})
         epochs.append({"epoch": epoch + 1, **scores})
-        if dist.main and not args.no_progress:
+        if accelerator.is_main_process and not args.no_progress:
             tqdm.write(f"{run.method} {run.dataset} lr {run.lr:g} epoch {epoch + 1}: "
                        + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
 
-    trained = DistributedDataParallel(model) if dist.world > 1 else model
-    start = time.perf_counter()
-    stats = train(trained, train_loader, plan, heads, device, dist, progress=not args.no_progress,
-                  loss_fn=text_loss, unit="samples", on_epoch_end=score_epoch, grad_accum=accum)
+    model, stats = train(model, train_loader, table, accelerator, text_loss, heads=heads, grad_accum=job.grad_accum,
+                         on_epoch_end=score_epoch, progress=not args.no_progress, unit="samples")
     metric = spec.metrics[0]
-    chosen = best_epoch(epochs, ("dev_" if on_dev else "") + metric)
-    return {
-        "suite": "glue", "method": run.method, "dataset": run.dataset, "seed": run.seed, "lr": run.lr,
-        "lr_grid": list(table.grid), "metric": metric, "score": chosen[metric],
-        "selection_score": chosen[("dev_" if on_dev else "") + metric],
-        "selection": DEV_NOTE if on_dev else PAPER_SELECTION,
-        "best_epoch": chosen["epoch"], "best_validation": best_epoch(epochs, metric)[metric],
-        "last_score": epochs[-1][metric], "best": chosen, "last": epochs[-1], "epochs": epochs,
-        **counts, **stats, **M.auto_scales(model), "wall_seconds": time.perf_counter() - start,
-        "precision": precision(model, device),
-        "ranks_agree": ranks_agree(model, chosen[metric], dist),
-        "config": {"recipe": plan.describe(), "method_options": asdict(options), "matched_to": args.match_params,
-                   "option_sources": dict(glue_setting(job.method, run.dataset).option_sources),
-                   "method": TEXT_DESCRIPTIONS[job.method], **source.describe(), "max_length": args.max_length,
-                   "micro_batch": micro, "grad_accum": accum,
-                   "data": {**asdict(spec), "data_dir": args.data_dir, "fingerprint": train_set._fingerprint,
-                            "sizes": {"train": len(train_set), "validation": len(data["validation"]),
-                                      **({"dev": len(data["dev"])} if on_dev else {})}}, **job.config},
-        **provenance(device, dist), **saved_adapter(args, run, model, dist),
-    }
+    chosen = best_epoch(epochs, ("dev_" if dev else "") + metric)
+    config = {"recipe": table.describe(), "method_options": asdict(options), "matched_to": args.match_params,
+              "method": DESCRIPTIONS[job.method], **source.describe(), "max_length": table.data["max_length"],
+              "micro_batch": job.micro_batch, "grad_accum": job.grad_accum,
+              "data": {**asdict(spec), "data_dir": args.data_dir, "fingerprint": train_set._fingerprint,
+                       "sizes": {"train": len(train_set), "validation": len(data["validation"]),
+                                 **({"dev": len(data["dev"])} if dev else {})}}, **job.config}
+    return record("glue", run, metric=metric, score=chosen[metric],
+                  selection_score=chosen[("dev_" if dev else "") + metric],
+                  selection=DEV_NOTE if dev else PAPER_SELECTION, scores={k: v for k, v in chosen.items() if k != "epoch"},
+                  counts=counts, stats=stats, config=config, grid=job.grid, best_epoch=chosen["epoch"],
+                  best_validation=best_epoch(epochs, metric)[metric], last_score=epochs[-1][metric], epochs=epochs,
+                  **M.auto_scales(model), wall_seconds=time.perf_counter() - start,
+                  precision=precision(model, accelerator), ranks_agree=ranks_agree(model, chosen[metric], accelerator),
+                  **provenance(accelerator), **saved_adapter(args, job, model, accelerator))
 
 
-def execute(args: argparse.Namespace, runs: list[Run],
-            jobs: Callable[[list[Run], ModelSource], dict[Run, TextJob]], report: Callable | None = None) -> int:
-    """Run `runs`, skipping finished ones; `jobs(todo, source)` describes the unfinished ones (called only when
-    there are some, so a finished sweep needs neither tokenizer nor network). Then the report (cli.run_jobs)."""
-    device, dist = setup_device(args.device)
+def execute(args: argparse.Namespace, make_jobs: Callable[[ModelSource, int], list[Job]],
+            report: Callable | None = None) -> int:
+    """Run the jobs `make_jobs(source, processes)` makes, skipping finished ones; the tokenizer and data are loaded
+    only when some are unfinished. Then the report."""
+    check_device_loaded(args.device)
+    accelerator = accelerator_for(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    todo = unfinished(args.out, runs, dist)
     source = ModelSource(args.model, args.model_path)
-    if todo:
+    jobs = make_jobs(source, accelerator.num_processes)
+
+    def prepare(todo: list[Job]) -> tuple[Any, dict[str, Any]]:
         tokenizer = text_tokenizer(source)
-        described = jobs(todo, source)
-        tasks = dict.fromkeys(r.dataset for r in todo)
-        data = {t: load_data(t, args.data_dir, tokenizer, args.max_length,
-                             dev=any(described[r].on_dev for r in todo if r.dataset == t))
+        tasks = {t: max(j.recipe.data["max_length"] for j in todo if j.run.dataset == t)
+                 for t in dict.fromkeys(j.run.dataset for j in todo)}
+        data = {t: load_data(t, args.data_dir, tokenizer, tasks[t], dev=any(on_dev(j) for j in todo
+                                                                             if j.run.dataset == t))
                 for t in tasks}
-    run_jobs(args.out, todo, lambda r: run_job(args, r, described[r], data[r.dataset], source, tokenizer, device,
-                                               dist), _summary, dist, report)
-    return 0
+        return tokenizer, data
+
+    def one(job: Job, shared) -> dict[str, Any]:
+        tokenizer, data = shared
+        return run_job(args, job, data[job.run.dataset], source, tokenizer, accelerator)
+
+    return run_suite(args, jobs, accelerator, prepare=prepare, run_job=one, summary=summary,
+                     report=report or glue_report)
+
+
+def glue_report(out):
+    from ..core.report import write_report
+
+    return write_report(out, SHAPE)
 
 
 def run(args: argparse.Namespace) -> int:
-    recipes = {(m, t): recipe(args, m, t) for m in args.methods for t in args.tasks}
-    runs = expand(args.methods, args.tasks, args.seeds, lambda m, t: recipes[m, t].grid)
-
-    def jobs(todo: list[Run], source: ModelSource) -> dict[Run, TextJob]:
-        options = {t: sized_options(args, t, source) for t in dict.fromkeys(r.dataset for r in todo)}
-        return {r: TextJob(r.method, recipes[r.method, r.dataset], options[r.dataset][r.method]) for r in todo}
-
-    return execute(args, runs, jobs)
+    if args.dry_run:
+        source = ModelSource(args.model, args.model_path)
+        print(dry_run(args, plan(args, source, world_size()), source, world_size()))
+        return 0
+    return execute(args, lambda source, world: plan(args, source, world))
 
 
-def _summary(result: dict[str, Any]) -> str:
+def summary(result: dict[str, Any]) -> str:
     return (f"{result['metric']} {result['score']:.4f} at epoch {result['best_epoch']} (selected on "
             f"{'dev' if result['selection'] == DEV_NOTE else 'validation'}; last {result['last_score']:.4f}), "
             f"{result['train_samples_per_s']:.1f} train samples/s")

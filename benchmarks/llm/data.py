@@ -92,6 +92,17 @@ def to_schema(data: Any, source: Source, where: str) -> Any:
     return data.map(lambda row: {k: "" if row[k] is None else str(row[k]) for k in SCHEMA}, desc=f"checking {where}")
 
 
+def source_lines(names: list[str], data_dir: str | None) -> list[str]:
+    """Where each split of a plan's tasks comes from, for the dry run."""
+    lines = ["", "| task | split | source |", "|---|---|---|"]
+    for name in dict.fromkeys(names):
+        task = get_task(name)
+        for split, source in [("train", task.train), *((t.name, t.source) for t in task.tests)]:
+            where = f"--data-dir {data_dir} ({' or '.join(source.local)})" if data_dir else source.hub
+            lines.append(f"| {name} | {split} | {where} |")
+    return lines
+
+
 def load_split(what: str, source: Source, data_dir: str | os.PathLike | None = None) -> Any:
     """One split in the schema: from `data_dir` (see `Source.local`) when given, else from the Hub / URL."""
     if data_dir is None:

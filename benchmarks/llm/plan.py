@@ -1,51 +1,205 @@
-"""One run of the reasoning suite: (method, task, seed) -> fine-tuned adapter, generated answers, result."""
+"""The reasoning suite's plan and runs (benchmarks.llm parses the flags, then calls `run`): where model and data
+come from, the early checks (network, targets, batches) that fail with one message before anything is written,
+and one job: (method, task, seed, lr) -> fine-tuned adapter (core.loop), generated answers, scores, result."""
 
 from __future__ import annotations
 
+import argparse
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from neat_text.reasoning import Task, eval_prompt, extract, is_correct
+import neat_text
+from neat_core.remote import hub_reachable, offline_mode
 
-from . import llm_methods as LM
-from .cli import provenance
-from .llm_recipes import DESCRIPTIONS, PUBLISHED, LLMRecipe, TaskSetting
-from .llm_train import checkpoint_activations, fine_tune, generate, is_fsdp, whole_parameters
-from .methods import is_peft
-from .models import ModelSource, create_causal_lm
-from .results import adapter_dir, run_name, write_json_atomic
-from .train import Dist
+from ..core import methods as M
+from ..core.catalog import descriptions
+from ..core.errors import SetupError
+from ..core.flags import check_device_loaded, method_options, with_recipe_flags
+from ..core.loop import accelerator_for, accumulation, is_fsdp, make_loader, train, whole_parameters
+from ..core.models import ModelSource, ModelUnavailableError, create_causal_lm, text_tokenizer
+from ..core.recipe import COMMAND_LINE, Recipe
+from ..core.results import adapter_dir, record, write_json_atomic
+from ..core.runner import Job, provenance, run_suite, world_size
+from ..core.sweep import expand
+from .answers import extract, is_correct
+from .data import ReasoningDataError, load_task, unavailable_without_network
+from .generate import checkpoint_activations, collator, generate, lm_loss, tokenized
+from .prompts import eval_prompt
+from .recipes import SUITES, recipe_for, smoke_recipe
+from .shape import SHAPE
+from .smoke import assets
+from .tasks import Task, get_task
 
+EXPECTED_ERRORS = (ReasoningDataError, ModelUnavailableError, SetupError)
 PREDICTIONS = "predictions"
+DESCRIPTIONS = descriptions("causal")
+SELECTION = "the recipe's lr (each source publishes one); no selection"
 
 
-@dataclass(frozen=True)
-class JobOptions:
-    """What the command line decides for every run."""
+# --- the plan ----------------------------------------------------------------------------------------------
+def recipe(args: argparse.Namespace, task: str, method: str, model: str) -> Recipe:
+    """The table's recipe (smoke: shrunk), then the command line's loop, data and decoding values."""
+    base = recipe_for(task, method, model)
+    base = with_recipe_flags(args, smoke_recipe(base) if args.suite == "smoke" else base)
+    given = {k: getattr(args, k) for k in ("cutoff_len", "num_beams") if getattr(args, k) is not None}
+    if args.max_new_tokens is not None:
+        given["max_new_tokens"] = {t: args.max_new_tokens for t in base.data["max_new_tokens"]}
+    return base.with_data(COMMAND_LINE, **given) if given else base
 
-    out: Path
+
+def model_name(args: argparse.Namespace) -> str:
+    return args.model or SUITES[args.suite].model
+
+
+def plan(args: argparse.Namespace, world: int = 1) -> list[Job]:
+    """Every run, in order (tasks, then methods, seeds, lrs): the recipe at its lr, the method options (the recipe's,
+    then the command line's), the micro-batch and accumulation that make the recipe's batch."""
+    recipes = {(m, t): recipe(args, t, m, model_name(args)) for m in args.methods for t in args.tasks}
+    jobs = []
+    for run in expand(args.methods, args.tasks, args.seeds, lambda m, t: recipes[m, t].grid):
+        table = recipes[run.method, run.dataset]
+        micro, accum = accumulation(table.batch_size, table.micro_batch or table.batch_size, world)
+        jobs.append(Job(run, run.method, table.at(run.lr), method_options(args, table.options), micro, accum))
+    return jobs
+
+
+def dry_run(args: argparse.Namespace, jobs: list[Job], world: int) -> str:
+    """The plan as Markdown: per (method, task) the lr, batch, micro x accumulation x processes, epochs, method
+    options, cutoff and decoding; then the data sources."""
+    from .data import source_lines
+
+    lines = [f"Plan: {len(jobs)} runs ({len(args.seeds)} seed(s)), model {model_name(args)}"
+             + (f" from {args.model_path}" if args.model_path else "") + ".", "",
+             "| method | task | lr | batch | micro x accum x procs | epochs | options | cutoff | decoding |",
+             "|---|---|---|---:|---|---:|---|---:|---|"]
+    seen: set = set()
+    for j in jobs:
+        if (j.run.method, j.run.dataset) in seen:
+            continue
+        seen.add((j.run.method, j.run.dataset))
+        data = j.recipe.data
+        options = ", ".join(f"{k}={v}" for k, v in j.recipe.options.items())
+        decoding = (f"{'greedy' if data['num_beams'] == 1 else str(data['num_beams']) + ' beams'}, max new tokens "
+                    + ", ".join(f"{t} {n}" for t, n in data["max_new_tokens"].items()))
+        lines.append(f"| {j.run.method} | {j.run.dataset} | {','.join(f'{lr:g}' for lr in j.grid)} | "
+                     f"{j.recipe.batch_size} | {j.micro_batch} x {j.grad_accum} x {world} | {j.recipe.epochs} | "
+                     f"{options} | {data['cutoff_len']} | {decoding} |")
+    generated = "the smoke suite's generated files" if args.suite == "smoke" and not args.data_dir else None
+    return "\n".join(lines + source_lines(args.tasks, args.data_dir or generated))
+
+
+# --- what the jobs share -----------------------------------------------------------------------------------
+@dataclass
+class Setup:
+    """What every job of a run shares: model source, data folder, base weights' dtype, checkpointing, the targets
+    every method adapts, the tokenizer, the raw task data, and tokenised training sets by (task, cutoff, masking)."""
+
     source: ModelSource
+    data_dir: str | None
     dtype: torch.dtype
     gradient_checkpointing: bool
-    targets: tuple[str, ...] | None
-    save_adapters: tuple[str, ...]
+    targets: list[str]
+    tokenizer: Any
+    tasks: dict[str, dict[str, Any]]
     eval_batch_size: int
-    eval_limit: int | None = None
-    max_steps: int | None = None
-    progress: bool = True
-    suite: str = "paper"
-    data_dir: str | None = None
+    tokenized: dict[tuple, Any] = field(default_factory=dict)
+
+    def train_set(self, task: Task, cutoff_len: int, train_on_inputs: bool) -> Any:
+        key = (task.name, cutoff_len, train_on_inputs)
+        if key not in self.tokenized:
+            self.tokenized[key] = tokenized(self.tasks[task.name]["train"], task.template, self.tokenizer, cutoff_len,
+                                            train_on_inputs)
+        return self.tokenized[key]
 
 
-def load_base(options: JobOptions, device: torch.device) -> nn.Module:
+def sources(args: argparse.Namespace) -> tuple[ModelSource, str | None]:
+    """The model and the data folder: the flags, else the suite's (smoke: the generated assets, made once)."""
+    name = model_name(args)
+    model_path, data_dir = args.model_path, args.data_dir
+    if args.suite == "smoke" and not (args.model and args.data_dir):
+        smoke_data, smoke_model = assets(args.cache_dir, args.pretrain_epochs)
+        data_dir = data_dir or str(smoke_data)
+        model_path = model_path or (None if args.model else str(smoke_model))
+    return ModelSource(name, model_path), data_dir
+
+
+def tokenizer_for(source: ModelSource) -> Any:
+    """The model's tokenizer, padding on the right for training (generation pads left itself); a model without a
+    pad token pads with its unk token as LLM-Adapters does for LLaMA, else with EOS."""
+    tok = text_tokenizer(source)
+    if tok.pad_token is None:
+        tok.pad_token = tok.unk_token if tok.unk_token is not None else tok.eos_token
+    tok.padding_side = "right"
+    return tok
+
+
+def resolve_targets(model: nn.Module, targets: tuple[str, ...] | None) -> list[str]:
+    """The layers every method adapts: `targets` when given (each must name linear layers of the model), else the
+    model type's `paper_llm` preset; a SetupError otherwise (for a model type without a preset it suggests --targets
+    with the model's linear layer names)."""
+    linear = {name.rpartition(".")[2] for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    if not targets:
+        try:
+            return neat_text.preset_fields(model, "paper_llm")["targets"]
+        except ValueError as err:
+            raise SetupError(f"{err} On the command line: --targets with some of {', '.join(sorted(linear))}.") from None
+    missing = [t for t in targets if not any(name == t or name.endswith("." + t) for name, m in model.named_modules()
+                                             if isinstance(m, nn.Linear))]
+    if missing:
+        raise SetupError(f"--targets {', '.join(missing)} match(es) no linear layer of {type(model).__name__}; its "
+                         f"linear layers are named {', '.join(sorted(linear))}.")
+    return list(targets)
+
+
+def check_model(source: ModelSource, targets: tuple[str, ...] | None) -> list[str]:
+    """The targets every method will adapt, resolved on a weightless copy of the model (SetupError when the model
+    type has no preset or lacks the named layers)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        config = AutoConfig.from_pretrained(source.path or source.name)
+    except OSError as err:
+        raise ModelUnavailableError(f"The config of {source.name!r} cannot be read ({type(err).__name__}); pass "
+                                    "--model-path with a local transformers folder.") from None
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(config)
+    return resolve_targets(skeleton, targets)
+
+
+def setup(args: argparse.Namespace, todo: list[Job], accelerator) -> Setup:
+    """Model and data sources, the tokenizer, the targets and the raw data of every task with unfinished jobs;
+    fails early (no network, a model type without a preset, targets the model lacks) with one message."""
+    with accelerator.main_process_first():  # the smoke assets are made once
+        source, data_dir = sources(args)
+    tasks = list(dict.fromkeys(j.run.dataset for j in todo))
+    if data_dir is None and not offline_mode() and not hub_reachable():
+        raise unavailable_without_network(tasks[0])
+    tokenizer = tokenizer_for(source)
+    targets = check_model(source, tuple(args.targets) if args.targets else None)
+    cuda = accelerator.device.type == "cuda"
+    dtype = torch.bfloat16 if args.dtype == "bf16" or (args.dtype == "auto" and cuda) else torch.float32
+    data = {}
+    for name in tasks:
+        task = get_task(name)
+        tests = [t for t in (args.tests or []) if t in {s.name for s in task.tests}] or None
+        loaded = load_task(task, data_dir, tests)
+        if args.eval_limit:
+            loaded["tests"] = {n: d.select(range(min(args.eval_limit, len(d)))) for n, d in loaded["tests"].items()}
+        data[name] = loaded
+    return Setup(source, data_dir, dtype, cuda if args.gradient_checkpointing is None else args.gradient_checkpointing,
+                 targets, tokenizer, data, args.eval_batch_size or (16 if cuda else 8))
+
+
+# --- one job ------------------------------------------------------------------------------------------------
+def load_base(setup_: Setup, device: torch.device) -> nn.Module:
     """The pretrained causal LM in the run's dtype on `device`, gradient checkpointing on when asked."""
-    model = create_causal_lm(options.source, dtype=options.dtype).to(device)
-    if options.gradient_checkpointing:
+    model = create_causal_lm(setup_.source, dtype=setup_.dtype).to(device)
+    if setup_.gradient_checkpointing:
         checkpoint_activations(model)
     model.config.use_cache = False  # training; generation asks for the cache itself
     return model
@@ -61,15 +215,16 @@ def score(task: Task, test: str, rows: Any, generations: list[str]) -> tuple[dic
     return {"accuracy": correct / len(records), "correct": correct, "total": len(records)}, records
 
 
-def evaluate(model: nn.Module, task: Task, setting: TaskSetting, tests: dict[str, Any], tokenizer: Any,
-             accelerator: Any, options: JobOptions) -> tuple[dict[str, dict], dict[str, list[dict]], dict[str, float]]:
+def evaluate(model: nn.Module, task: Task, table: Recipe, setup_: Setup, accelerator, progress: bool
+             ) -> tuple[dict[str, dict], dict[str, list[dict]], dict[str, float]]:
     """Generate an answer to every test example and score it, per test set."""
     scores, predictions, rates = {}, {}, {"generation_seconds": 0.0, "generated_tokens_per_s": []}
+    tests = setup_.tasks[task.name]["tests"]
     for name, rows in tests.items():
         prompts = [eval_prompt(task.template, row) for row in rows]
-        texts, stats = generate(model, tokenizer, prompts, accelerator, setting.max_new_tokens[name],
-                                setting.num_beams, setting.stop_strings, options.eval_batch_size, options.progress,
-                                desc=f"generating {name}")
+        texts, stats = generate(model, setup_.tokenizer, prompts, accelerator, table.data["max_new_tokens"][name],
+                                table.data["num_beams"], tuple(table.data["stop_strings"]), setup_.eval_batch_size,
+                                progress, desc=f"generating {name}")
         scores[name], predictions[name] = score(task, name, rows, texts)
         rates["generation_seconds"] += stats["generation_seconds"]
         rates["generated_tokens_per_s"].append(stats["generated_tokens_per_s"])
@@ -77,53 +232,81 @@ def evaluate(model: nn.Module, task: Task, setting: TaskSetting, tests: dict[str
     return scores, predictions, rates
 
 
-def run_job(method: str, task: Task, seed: int, recipe: LLMRecipe, setting: TaskSetting, data: dict[str, Any],
-            tokenizer: Any, accelerator: Any, options: JobOptions) -> dict[str, Any]:
-    """Fine-tune `method` on the task's tokenised training data, answer its test sets, save the adapter when
-    asked; returns the result (rank 0 writes it)."""
+def save(args: argparse.Namespace, job: Job, model: nn.Module, initial: Path | None, accelerator) -> dict[str, Any]:
+    """The trained adapter under OUT/adapters/<run>/ (every process gathers FSDP shards; the main one writes)."""
+    saved: dict[str, Any] = {}
+    with whole_parameters(accelerator.unwrap_model(model)) as whole:
+        if accelerator.is_main_process:
+            state = ({n: p.detach() for n, p in whole.named_parameters()}
+                     if is_fsdp(accelerator) and M.is_peft(whole) else None)
+            saved = M.save_trained(job.method, whole, adapter_dir(args.out, job.run), initial, state)
+    accelerator.wait_for_everyone()
+    return saved
+
+
+def run_job(args: argparse.Namespace, job: Job, setup_: Setup, accelerator) -> dict[str, Any]:
+    """Fine-tune the job's method on its task's tokenised training data, answer its test sets, save the adapter when
+    asked; returns the result (the main process writes it)."""
     from accelerate.utils import set_seed
 
+    run, table, task = job.run, job.recipe, get_task(job.run.dataset)
     start = time.perf_counter()
-    set_seed(seed)
-    model = load_base(options, accelerator.device)
-    targets = LM.resolve_targets(model, options.targets or setting.targets)
-    model = LM.build(method, model, recipe, targets)
-    counts = LM.parameter_counts(model)
-    folder = adapter_dir(options.out, method, task.name, seed)
-    saving = method in options.save_adapters
-    initial = LM.save_initial(method, model, folder) if saving and accelerator.is_main_process else None
-    model, stats = fine_tune(model, data["train"], recipe, tokenizer, accelerator, seed, options.progress,
-                             options.max_steps)
-    scores, predictions, rates = evaluate(model, task, setting, data["tests"], tokenizer, accelerator, options)
-    saved: dict[str, Any] = {}
-    if saving:
-        with whole_parameters(accelerator.unwrap_model(model)) as whole:
-            if accelerator.is_main_process:
-                state = ({n: p.detach() for n, p in whole.named_parameters()}
-                         if is_fsdp(accelerator) and is_peft(whole) else None)
-                saved = LM.save_trained(method, whole, folder, initial, state)
-        accelerator.wait_for_everyone()
-    predictions_path = Path(options.out) / PREDICTIONS / f"{run_name(method, task.name, seed)}.json"
+    set_seed(run.seed)
+    options = replace(job.options, targets=tuple(setup_.targets))
+    model = M.build(job.method, load_base(setup_, accelerator.device), options, "causal")
+    counts = M.parameter_counts(model, [])
+    saving = job.method in args.save_adapters
+    initial = (M.save_initial(job.method, model, adapter_dir(args.out, run))
+               if saving and accelerator.is_main_process else None)
+    train_on_inputs = bool(table.data.get("train_on_inputs", False))
+    data = setup_.train_set(task, table.data["cutoff_len"], train_on_inputs)
+    loader = make_loader(data, job.micro_batch, True, 0, run.seed, accelerator, collator(setup_.tokenizer),
+                         drop_last=False)   # the lineage's Trainer keeps the last partial batch
+    model, stats = train(model, loader, table, accelerator, lm_loss, grad_accum=job.grad_accum,
+                         max_steps=args.max_steps, progress=not args.no_progress, unit="tokens")
+    scores, predictions, rates = evaluate(model, task, table, setup_, accelerator, not args.no_progress)
+    saved = save(args, job, model, initial, accelerator) if saving else {}
+    predictions_path = Path(args.out) / PREDICTIONS / f"{run.name}.json"
     if accelerator.is_main_process:
         write_json_atomic(predictions_path, predictions)
-    published = PUBLISHED.get((task.name, options.source.name), {}).get(method)
-    dist = Dist(accelerator.process_index, accelerator.num_processes)
-    return {
-        "suite": "llm", "method": method, "dataset": task.name, "seed": seed,
-        "accuracy": sum(s["accuracy"] for s in scores.values()) / len(scores), "tests": scores,
-        **counts, **stats, **rates, "wall_seconds": time.perf_counter() - start,
-        "adapter": saved, "predictions_path": str(predictions_path),
-        "published": asdict(published) if published else None,
-        "config": {
-            "suite": options.suite, "recipe": asdict(recipe), "task_setting": asdict(setting), "targets": targets,
-            "method": DESCRIPTIONS[method], **options.source.describe(), "dtype": str(options.dtype).replace("torch.", ""),
-            "gradient_checkpointing": options.gradient_checkpointing, "max_steps": options.max_steps,
-            "eval_limit": options.eval_limit, "template": task.template.source,
-            "distributed": {"type": accelerator.distributed_type.name, "processes": accelerator.num_processes,
-                            "mixed_precision": accelerator.mixed_precision},
-            "data": {"data_dir": options.data_dir, "train": task.train.hub, "train_size": len(data["train"]),
-                     "tests": {t.name: t.source.hub for t in task.tests if t.name in data["tests"]},
-                     "test_sizes": {name: len(rows) for name, rows in data["tests"].items()}},
-        },
-        **provenance(accelerator.device, dist),
-    }
+    mean = sum(s["accuracy"] for s in scores.values()) / len(scores)
+    config = {"suite": args.suite, "recipe": table.describe(), "method_options": asdict(options),
+              "targets": setup_.targets, "method": DESCRIPTIONS[job.method], **setup_.source.describe(),
+              "dtype": str(setup_.dtype).removeprefix("torch."),
+              "gradient_checkpointing": setup_.gradient_checkpointing, "max_steps": args.max_steps,
+              "eval_limit": args.eval_limit, "template": task.template.source, "micro_batch": job.micro_batch,
+              "grad_accum": job.grad_accum,
+              "data": {"data_dir": setup_.data_dir, "train": task.train.hub, "train_size": len(data),
+                       "train_on_inputs": train_on_inputs,
+                       "tests": {t.name: t.source.hub for t in task.tests if t.name in scores},
+                       "test_sizes": {name: s["total"] for name, s in scores.items()}}}
+    return record("llm", run, metric="accuracy", score=mean, selection_score=None, selection=SELECTION,
+                  scores={name: s["accuracy"] for name, s in scores.items()}, counts=counts, stats={**stats, **rates},
+                  config=config, grid=job.grid, tests=scores, predictions_path=str(predictions_path), adapter=saved,
+                  wall_seconds=time.perf_counter() - start, **provenance(accelerator))
+
+
+def summary(r: dict[str, Any]) -> str:
+    tests = ", ".join(f"{t} {s:.3f}" for t, s in r["scores"].items())
+    return f"accuracy {r['score']:.4f} ({tests}), {r['train_tokens_per_s']:.0f} train tokens/s"
+
+
+def report(out):
+    from ..core.report import write_report
+
+    return write_report(out, SHAPE)
+
+
+def run(args: argparse.Namespace) -> int:
+    threads = args.threads or SUITES[args.suite].threads
+    if threads:
+        torch.set_num_threads(threads)
+    if args.dry_run:
+        print(dry_run(args, plan(args, world_size()), world_size()))
+        return 0
+    check_device_loaded(args.device)
+    accelerator = accelerator_for(args.device, bf16=args.dtype != "fp32")
+    jobs = plan(args, accelerator.num_processes)
+    return run_suite(args, jobs, accelerator, prepare=lambda todo: setup(args, todo, accelerator),
+                     run_job=lambda job, shared: run_job(args, job, shared, accelerator), summary=summary,
+                     report=report)

@@ -1,8 +1,9 @@
 """Prompts and supervised examples: the template filled in, tokens of the prompt masked out of the loss.
 
-As LLM-Adapters' finetune.py does with train_on_inputs=False: the whole text (prompt + response) is tokenised
-and truncated to `cutoff_len` tokens, EOS is appended when there is room, and the labels of the prompt's tokens
-(the prompt tokenised alone) are -100, so only the response is learned.
+As LLM-Adapters' finetune.py does: the whole text (prompt + response) is tokenised and truncated to `cutoff_len`
+tokens, EOS is appended when there is room; with train_on_inputs=False the labels of the prompt's tokens (the
+prompt tokenised alone) are -100, so only the response is learned, with train_on_inputs=True (LLM-Adapters' and
+DoRA's default) every token is.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ def eval_prompt(template: Template, example: dict[str, Any]) -> str:
     return template.prompt(example["instruction"], example.get("input") or "", train=False)
 
 
-def supervised_example(template: Template, example: dict[str, Any], tokenizer: Any, cutoff_len: int
-                       ) -> dict[str, list[int]]:
-    """input_ids, attention_mask and labels of one training example (prompt tokens labelled -100)."""
+def supervised_example(template: Template, example: dict[str, Any], tokenizer: Any, cutoff_len: int,
+                       train_on_inputs: bool = False) -> dict[str, list[int]]:
+    """input_ids, attention_mask and labels of one training example (prompt tokens labelled -100 unless
+    `train_on_inputs`)."""
     prompt = train_prompt(template, example)
     ids = tokenizer(prompt + example["output"], truncation=True, max_length=cutoff_len)["input_ids"]
     if ids[-1] != tokenizer.eos_token_id and len(ids) < cutoff_len:
         ids = [*ids, tokenizer.eos_token_id]
-    prompt_len = len(tokenizer(prompt, truncation=True, max_length=cutoff_len)["input_ids"])
+    prompt_len = 0 if train_on_inputs else len(tokenizer(prompt, truncation=True, max_length=cutoff_len)["input_ids"])
     labels = [IGNORE_INDEX] * prompt_len + ids[prompt_len:]
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}

@@ -22,9 +22,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from neat_text.reasoning.tasks import COMMONSENSE, TASKS
+from .tasks import COMMONSENSE, TASKS
 
-from .llm_recipes import SMOKE_PRETRAIN_EPOCHS as PRETRAIN_EPOCHS
+from .recipes import SMOKE_PRETRAIN_EPOCHS as PRETRAIN_EPOCHS
 
 GENERATOR_VERSION = 5
 SIZES = {"commonsense_train": 288, "math_train": 192, "test": 8}
@@ -114,8 +114,9 @@ def write_data(folder: Path, seed: int = 0) -> Path:
 
 def _texts(data_dir: Path) -> list[str]:
     """Every prompt and response the suite will tokenise (both templates of both tasks)."""
-    from neat_text.reasoning import load_task, train_prompt
-    from neat_text.reasoning.prompts import eval_prompt
+    from .data import load_task
+    from .prompts import train_prompt
+    from .prompts import eval_prompt
 
     texts = []
     for task in TASKS.values():
@@ -128,8 +129,8 @@ def _texts(data_dir: Path) -> list[str]:
 
 def _random_answers(data_dir: Path, seed: int) -> list[dict[str, str]]:
     """The training examples of both tasks with their answers replaced by random ones of the same form."""
-    from neat_text.reasoning import load_split
-    from neat_text.reasoning.answers import CHOICES
+    from .data import load_split
+    from .answers import CHOICES
 
     rng, rows = random.Random(seed), []
     for task in TASKS.values():
@@ -147,7 +148,7 @@ def pretrain(model, tokenizer, data_dir: Path, seed: int = 0, epochs: int = PRET
     import torch
     from transformers import DataCollatorForSeq2Seq
 
-    from neat_text.reasoning import eval_prompt, train_prompt
+    from .prompts import eval_prompt, train_prompt
 
     examples = []
     for row in _random_answers(data_dir, seed):
