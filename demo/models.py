@@ -90,7 +90,7 @@ def saved_choice(results_dir: str | Path = SMOKE_RESULTS) -> Choice | None:
     """A NEAT adapter (method neat, neat-s, ...) and a LoRA adapter that a benchmark suite saved for the same
     dataset under `results_dir` (of a sweep: the runs at the lr chosen on validation), with the base they were
     trained on; None if there is no such pair."""
-    from benchmarks.sweep import selected
+    from benchmarks.core.sweep import selected
 
     results_dir = Path(results_dir)
     results = []
@@ -121,7 +121,7 @@ def missing_message(results_dir: str | Path, command: str = MAKE_IT) -> str:
 
 def _dataset_labels(dataset: str | None) -> list[str]:
     try:
-        from neat_vision.data import get_spec
+        from benchmarks.vtab.data import get_spec
 
         return [str(c) for c in get_spec(dataset).classes]
     except (ImportError, ValueError):
@@ -149,7 +149,7 @@ def _with_lora(base: nn.Module, lora: str) -> nn.Module:
     default) gets a base with the same split (neat_vision.qkv; the same outputs)."""
     from peft import PeftModel
 
-    from benchmarks.methods import split_for_peft
+    from benchmarks.core.methods import split_for_peft
 
     folder = _lora_folder(lora)
     targets = json.loads((folder / CONFIG_NAME).read_text()).get("target_modules") or []
@@ -183,7 +183,7 @@ def _vision(choice: Choice) -> tuple[nn.Module, nn.Module, Callable[[Any], dict[
     import timm
 
     import neat_vision
-    from neat_vision.data import build_transform
+    from benchmarks.vtab.data import build_transform
     from neat_vision.hub import create_base
 
     model_path = _local(choice.base)

@@ -1,7 +1,7 @@
 """The ablation suite's plans, dry run and runs (benchmarks.ablate parses the flags, then calls `run`).
 
-Each (variant, dataset, seed, lr) is one run of the image suite (image_runs.execute) or of the GLUE suite
-(glue_runs.execute), named by its variant; variants that share a budget are sized by budget.match_to.
+Each (variant, dataset, seed, lr) is one job of the image suite (vtab.plan.execute) or of the GLUE suite
+(glue.plan.execute), named by its variant; variants that share a budget are sized by core.budget.match_to.
 """
 
 from __future__ import annotations
@@ -9,21 +9,26 @@ from __future__ import annotations
 import argparse
 import statistics
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-from . import ablate_report, budget, glue_runs, image_runs
-from .ablations import (ASSUMED_RATE, GLUE_GRID_NOTE, RECIPE_LR_NOTE, STUDIES, SWEEP_GRID_NOTE, SWEEP_GRIDS,
-                        TRAIN_IMAGES, Variant, glue_grid, study_variants)
-from .catalog import SIZE_KNOBS, MethodOptions
-from .cli import method_options, with_recipe_flags
-from .models import ModelSource, text_architecture
-from .recipes import DEV_FRACTION, DEV_MAX, Recipe, glue_setting, recipe_for
-from .results import load_results
-from .sweep import Run, expand
-from .text_methods import TEXT_METHODS
-from .train import accumulation
+from ..core import budget
+from ..core.catalog import MethodOptions, size_knob
+from ..core.flags import method_options, with_recipe_flags
+from ..core.models import ModelSource, ModelUnavailableError, text_architecture
+from ..core.recipe import Recipe
+from ..core.results import load_results
+from ..core.runner import Job, world_size
+from ..core.sweep import Run, expand
+from ..glue import plan as glue_plan
+from ..glue.recipes import DEV_FRACTION, DEV_MAX, glue_recipe
+from ..vtab import plan as vtab_plan
+from ..vtab.recipes import recipe_for
+from . import report as ablate_report
+from .studies import (ASSUMED_RATE, GLUE_GRID_NOTE, RECIPE_LR_NOTE, STUDIES, SWEEP_GRID_NOTE, SWEEP_GRIDS,
+                      TRAIN_IMAGES, Variant, glue_grid, study_variants)
 
-EXPECTED_ERRORS = image_runs.EXPECTED_ERRORS + glue_runs.EXPECTED_ERRORS
+EXPECTED_ERRORS = vtab_plan.EXPECTED_ERRORS + glue_plan.EXPECTED_ERRORS
 
 
 def variants(args: argparse.Namespace) -> dict[str, Variant]:
@@ -31,11 +36,11 @@ def variants(args: argparse.Namespace) -> dict[str, Variant]:
 
 
 def study_recipe(args: argparse.Namespace, variant: Variant, dataset: str) -> Recipe:
-    """The variant's recipe on `dataset` with the study's lr rule (ablations.py), then the command line's values."""
+    """The variant's recipe on `dataset` with the study's lr rule (studies.py), then the command line's values."""
     study = STUDIES[args.study]
     if args.domain == "glue":
-        table = glue_setting(variant.method, dataset).recipe
-        if variant.method != "lora":   # LoRA trains its published lr; NEAT also trains at it (ablations.glue_grid)
+        table = glue_recipe(variant.method, dataset)
+        if variant.method != "lora":   # LoRA trains its published lr; NEAT also trains at it (studies.glue_grid)
             table = table.with_values(GLUE_GRID_NOTE, lrs=glue_grid(dataset))
     elif study.lrs == "recipe":
         table = recipe_for(variant.method, dataset).with_values(RECIPE_LR_NOTE, lrs=())
@@ -45,7 +50,7 @@ def study_recipe(args: argparse.Namespace, variant: Variant, dataset: str) -> Re
 
 
 def sized_options(args: argparse.Namespace, defaults: dict[str, dict], count) -> dict[str, MethodOptions]:
-    """Each variant's options: `defaults[variant]` (a recipe table's), the command line's (--rank), the variant's
+    """Each variant's options: `defaults[variant]` (a recipe's options), the command line's (--rank), the variant's
     own fields; the study's matched variants sized to its reference's trainable parameters (`count(name, options)`)."""
     found = variants(args)
     options = {n: replace(method_options(args, defaults.get(n)), **v.options) for n, v in found.items()}
@@ -66,44 +71,38 @@ def study_config(args: argparse.Namespace, variant: Variant) -> dict[str, Any]:
 # --- images ----------------------------------------------------------------------------------------------
 def image_counts(args: argparse.Namespace, variant: Variant, options: MethodOptions, num_classes: int = 2
                  ) -> dict[str, int]:
-    return image_runs.counts(image_runs.design(args), variant.method, options, num_classes)
+    return vtab_plan.counts(vtab_plan.design(args), variant.method, options, num_classes)
 
 
-def image_plan(args: argparse.Namespace, world: int = 1) -> list[image_runs.Planned]:
-    """Every run of the study on image datasets, in order (datasets, then variants, seeds, lrs)."""
+def image_plan(args: argparse.Namespace, world: int = 1) -> list[Job]:
+    """Every job of the study on image datasets, in order (datasets, then variants, seeds, lrs)."""
     found = variants(args)
     options = sized_options(args, {}, lambda n, o: image_counts(args, found[n], o)["method_params"])
     recipes = {(n, d): study_recipe(args, v, d) for n, v in found.items() for d in args.datasets}
-    planned = []
-    for run in expand(found, args.datasets, args.seeds, lambda n, d: recipes[n, d].grid):
-        table, variant = recipes[run.method, run.dataset], found[run.method]
-        micro, accum = accumulation(table.batch_size, args.micro_batch, world)
-        planned.append(image_runs.Planned(run, table.at(run.lr), options[run.method], micro, accum, variant.method,
-                                          study_config(args, variant)))
-    return planned
+    return [vtab_plan.job(run, found[run.method].method, recipes[run.method, run.dataset], options[run.method],
+                          args.micro_batch, world, study_config(args, found[run.method]))
+            for run in expand(found, args.datasets, args.seeds, lambda n, d: recipes[n, d].grid)]
 
 
 # --- GLUE tasks ------------------------------------------------------------------------------------------
-def glue_options(args: argparse.Namespace, task: str, source: ModelSource) -> dict[str, MethodOptions]:
+def glue_runs(args: argparse.Namespace) -> list[Run]:
     found = variants(args)
-    count = lambda n, o: budget.method_params(lambda: text_architecture(source, 2), found[n].method, o,  # noqa: E731
-                                              TEXT_METHODS)
-    return sized_options(args, {n: glue_setting(v.method, task).options for n, v in found.items()}, count)
+    return expand(found, args.datasets, args.seeds, lambda n, t: study_recipe(args, found[n], t).grid)
 
 
-def glue_jobs(args: argparse.Namespace, runs: list[Run], source: ModelSource) -> dict[Run, glue_runs.TextJob]:
+def glue_jobs(args: argparse.Namespace, source: ModelSource, world: int = 1) -> list[Job]:
+    """Every job of the study on GLUE tasks: one protocol for every variant, LoRA at its single published lr too:
+    lr and epoch chosen on the held-out slice of train, never on the validation set the table reports."""
     found = variants(args)
-    options = {t: glue_options(args, t, source) for t in dict.fromkeys(r.dataset for r in runs)}
-    # one protocol for every variant, LoRA at its single published lr too: lr and epoch chosen on the held-out
-    # slice of train, never on the validation set the table reports
-    return {r: glue_runs.TextJob(found[r.method].method, study_recipe(args, found[r.method], r.dataset),
-                                 options[r.dataset][r.method], study_config(args, found[r.method]), hold_out=True)
-            for r in runs}
+    builder = lambda name: found[name].method  # noqa: E731
 
+    def options(task: str) -> dict[str, MethodOptions]:
+        count = lambda n, o: budget.method_params(lambda: text_architecture(source, 2), builder(n), o, "text")  # noqa: E731
+        return sized_options(args, {n: glue_recipe(v.method, task).options for n, v in found.items()}, count)
 
-def glue_runs_of(args: argparse.Namespace) -> list[Run]:
-    return expand(variants(args), args.datasets, args.seeds,
-                  lambda n, t: study_recipe(args, variants(args)[n], t).grid)
+    return glue_plan.jobs_for(args, glue_runs(args), source, world,
+                              lambda r: study_recipe(args, found[r.method], r.dataset), options, builder,
+                              lambda r: {**study_config(args, found[r.method]), "hold_out": True})
 
 
 # --- the dry run -----------------------------------------------------------------------------------------
@@ -135,42 +134,44 @@ def duration(seconds: float) -> str:
 
 
 def dry_run(args: argparse.Namespace, world: int = 1, source: ModelSource | None = None) -> str:
-    """The study's plan as Markdown: one row per (variant, dataset) with its options, lr grid, batch, epochs,
-    exact adapter parameters (counted on a random-init model, no weights) and estimated training time."""
+    """The study's plan as Markdown: one row per (variant, dataset) with its options, lr grid, batch, epochs, exact
+    adapter parameters (counted on a random-init model, no weights) and estimated training time."""
     study, found = STUDIES[args.study], variants(args)
     if args.domain == "glue":
-        runs = glue_runs_of(args)
-        options = {t: glue_options(args, t, source) for t in args.datasets}
-        rows = [(r, study_recipe(args, found[r.method], r.dataset), options[r.dataset][r.method]) for r in runs]
-        count = lambda n, o, d: budget.method_params(  # noqa: E731
-            lambda: text_architecture(source, 2), found[n].method, o, TEXT_METHODS)
+        jobs = glue_jobs(args, source, world)
+
+        def count(job: Job) -> str:
+            try:
+                return f"{budget.method_params(lambda: text_architecture(source, 2), job.method, job.options, 'text'):,}"
+            except ModelUnavailableError:
+                return "— (no config: --model-path)"
         model = args.model
     else:
-        rows = [(p.run, p.recipe, p.options) for p in image_plan(args, world)]
-        count = lambda n, o, d: image_counts(args, found[n], o)["method_params"]  # noqa: E731
-        model = image_runs.design(args).name
+        jobs = image_plan(args, world)
+        count = lambda job: f"{image_counts(args, found[job.run.method], job.options)['method_params']:,}"  # noqa: E731
+        model = vtab_plan.design(args).name
     rate, rate_source = throughput(args)
     lines = [f"Study {study.name}: {study.title}. {study.question}",
-             f"Plan: {len(rows)} runs ({len(args.seeds)} seed(s)) on {model}"
+             f"Plan: {len(jobs)} runs ({len(args.seeds)} seed(s)) on {model}"
              + (f", parameters matched to {args.match_params}'s" if args.match_params else "") + ".", "",
              "| variant | builds | options | dataset | lr grid | batch | epochs | adapter params | training items "
              "| est. time |", "|---|---|---|---|---|---:|---:|---:|---:|---:|"]
     total_items, seen = 0, {}
-    for run, table, options in rows:
-        items = train_items(args, run.dataset, table)
+    for j in jobs:
+        items = train_items(args, j.run.dataset, j.recipe)
         total_items += items
-        key = (run.method, run.dataset)
-        seen.setdefault(key, [table, options, 0, 0])
-        seen[key][2] += 1
-        seen[key][3] += items
-    for (name, dataset), (table, options, n, items) in seen.items():
+        seen.setdefault((j.run.method, j.run.dataset), [j, 0, 0])
+        seen[j.run.method, j.run.dataset][1] += 1
+        seen[j.run.method, j.run.dataset][2] += items
+    for (name, dataset), (j, n, items) in seen.items():
         variant = found[name]
-        knob = SIZE_KNOBS.get(variant.method)
-        shown = {**({knob: getattr(options, knob)} if knob else {}), **{k: getattr(options, k) for k in variant.options}}
-        grid = ",".join(f"{lr:g}" for lr in table.grid)
+        knob = size_knob(variant.method)
+        shown = {**({knob: getattr(j.options, knob)} if knob else {}),
+                 **{k: getattr(j.options, k) for k in variant.options}}
+        grid = ",".join(f"{lr:g}" for lr in j.grid)
         est = duration(items / rate) if rate else "—"
         lines.append(f"| {name} | {variant.method} | {', '.join(f'{k}={v}' for k, v in shown.items())} | {dataset} | "
-                     f"{grid} ({n} run(s)) | {table.batch_size} | {table.epochs} | {count(name, options, dataset):,} | "
+                     f"{grid} ({n} run(s)) | {j.recipe.batch_size} | {j.recipe.epochs} | {count(j)} | "
                      f"{items:,} | {est} |")
     lines += ["", f"Training items: epochs x training images (GLUE: samples) per run, summed: {total_items:,}."]
     if rate:
@@ -188,13 +189,14 @@ def report(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     if args.domain == "glue":
+        source = ModelSource(args.model, args.model_path)
         if args.dry_run:
-            print(dry_run(args, source=ModelSource(args.model, args.model_path)))
+            print(dry_run(args, world_size(), source))
             return 0
-        return glue_runs.execute(args, glue_runs_of(args), lambda todo, source: glue_jobs(args, todo, source),
-                                 report(args))
-    image_runs.prepare(args, args.out)
+        return glue_plan.execute(args, lambda source_, world: glue_jobs(args, source_, world), report(args))
+    vtab_plan.settle(args, Path("results") / "ablate" / f"{args.suite}-{args.study}")
     if args.dry_run:
-        print(dry_run(args, image_runs.world_size()))
+        print(dry_run(args, world_size()))
         return 0
-    return image_runs.execute(args, lambda world: image_plan(args, world), report(args))
+    return vtab_plan.execute(args, lambda world: image_plan(args, world), report(args))
+

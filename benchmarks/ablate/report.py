@@ -1,8 +1,8 @@
 """The ablation suite's report: per study a table shaped like the paper's figure (with parameter counts and the
-paper's statements where they are citable), the lr chosen per cell (report.selection_table), summary.json and a
+paper's statements where they are citable), the lr chosen per cell (core.report.selection_table), summary.json and a
 plot shaped like the figure: accuracy vs depth (one line per dataset), else grouped bars per dataset.
 
-Rows come from report.summarise on the study's results (each variant at its selected lr, or the recipe's lr for
+Rows come from core.report.summarise on the study's results (each variant at its selected lr, or the recipe's lr for
 the depth study); the scale study adds each NEAT variant at LoRA's selected lr ("at LoRA's lr"), read from the
 same sweep (NEAT's grid holds LoRA's).
 """
@@ -14,12 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .ablations import STUDIES
-from .published import STUDY_CLAIMS, rows_for
-from .report import (GLUE, PARAMS_NOTE, SUMMARY_NAME, TABLE_NAME, cell_text, count_text, selection_note,
-                     selection_table, style_for, summarise, titles)
-from .results import load_results, write_json_atomic, write_text_atomic
-from .sweep import choose
+from ..core.published import rows_for
+from ..core.report import (PARAMS_NOTE, SUMMARY_NAME, TABLE_NAME, Shape, cell_text, count_text, selection_note,
+                           selection_table, summarise, titles)
+from ..core.results import load_results, write_json_atomic, write_text_atomic
+from ..core.sweep import choose
+from ..glue.shape import SHAPE as GLUE
+from ..vtab.published import ROWS, STUDY_CLAIMS
+from ..vtab.shape import SHAPE as VTAB
+from .studies import STUDIES
 
 AT_LORA = " @ LoRA's lr"
 
@@ -31,6 +34,11 @@ class Row:
     label: str
     key: str
     options: dict[str, Any]
+
+
+def shape_of(results: list[dict[str, Any]]) -> Shape:
+    """The GLUE suite's shape when the study ran on GLUE tasks, else the image suite's."""
+    return GLUE if results and all(r["suite"] == "glue" for r in results) else VTAB
 
 
 def study_results(out: str | os.PathLike, study: str) -> list[dict[str, Any]]:
@@ -61,7 +69,7 @@ def rows(results: list[dict[str, Any]], study: str) -> tuple[list[Row], dict[str
     """The table's rows and the summary they read."""
     variants = _variants_in_order(results, study)
     extra = at_lora_lr(results) if study == "scale" else []
-    summary = summarise(results + extra, order(study))
+    summary = summarise(results + extra, shape_of(results), order(study))
     options = {r["method"]: (r.get("config") or {}).get("method_options", {}) for r in results}
     found = []
     for v in variants:
@@ -98,14 +106,14 @@ def study_table(results: list[dict[str, Any]], study: str) -> str:
 
 
 def notes(results: list[dict[str, Any]], study: str, found: list[Row], summary: dict[str, Any]) -> list[str]:
-    style, seeds = style_for(results), sorted({r["seed"] for r in results})
-    text = [f"{style.score}, seeds {', '.join(map(str, seeds))}" + (" (mean ± std)." if len(seeds) > 1 else "."),
+    shape, seeds = shape_of(results), sorted({r["seed"] for r in results})
+    text = [f"{shape.score}, seeds {', '.join(map(str, seeds))}" + (" (mean ± std)." if len(seeds) > 1 else "."),
             PARAMS_NOTE]
     if STUDIES[study].lrs == "recipe":
         text.append("Every variant trains at the recipe's lr (the same hyper-parameters for all, as the paper).")
     else:
-        text.append(selection_note(style, "row"))
-    if style is GLUE:
+        text.append(selection_note(shape, "row"))
+    if shape is GLUE:
         text.append("GLUE: every variant (LoRA at its single published lr too) trains on train less a seeded "
                     "held-out slice and chooses its lr and epoch there; the reported validation score (MNLI: "
                     "matched) chooses nothing.")
@@ -160,7 +168,7 @@ def paper_lines(results: list[dict[str, Any]], study: str) -> list[str]:
     for r in {r["method"]: r for r in results}.values():
         config = r.get("config") or {}
         variant = config["variant"]
-        for pub in rows_for(variant["method"], config.get("model", ""), config.get("method_options", {}),
+        for pub in rows_for(ROWS, variant["method"], config.get("model", ""), config.get("method_options", {}),
                             r["method_params"]):
             if pub.options and all(variant["options"].get(k) == v for k, v in pub.options.items()):
                 cells = ", ".join(f"{d} {score:.2f}" for d, score in pub.scores.items())
@@ -181,7 +189,7 @@ def plot(results: list[dict[str, Any]], study: str, path: str | os.PathLike) -> 
     import matplotlib.pyplot as plt
 
     found, summary = rows(results, study)
-    style, named = style_for(results), titles(results)
+    shape, named = shape_of(results), titles(results)
     datasets = summary["datasets"]
     fig, ax = plt.subplots(figsize=(min(16.0, max(6.4, 1.0 + 0.5 * len(datasets) * len(found))), 4.4), dpi=120)
     if study == "depth":
@@ -208,7 +216,7 @@ def plot(results: list[dict[str, Any]], study: str, path: str | os.PathLike) -> 
         ax.set_xticks(range(len(datasets)), [named.get(d, d) for d in datasets])
         low = min(summary["rows"][r.key]["cells"][d]["mean"] for r in found for d in summary["rows"][r.key]["cells"])
         ax.set_ylim(max(0.0, low - 10), None)
-    ax.set_ylabel(f"{style.score_short} (%)")
+    ax.set_ylabel(f"{shape.score_short} (%)")
     ax.set_title(STUDIES[study].title)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize="small")
@@ -226,7 +234,7 @@ def paper_points(results: list[dict[str, Any]]) -> list[tuple[int, float, str]]:
     for r in {r["method"]: r for r in results}.values():
         config = r.get("config") or {}
         options = config.get("method_options", {})
-        for pub in rows_for("neat", config.get("model", ""), options, r["method_params"]):
+        for pub in rows_for(ROWS, "neat", config.get("model", ""), options, r["method_params"]):
             if "depth" in pub.options:
                 points += [(pub.options["depth"], score, f"{pub.label}, {d} (paper)")
                            for d, score in pub.scores.items() if d in datasets]
@@ -242,7 +250,7 @@ def write_report(out: str | os.PathLike, study: str) -> tuple[Path, Path, str]:
         raise FileNotFoundError(f"No {study} study results in {Path(out) / 'runs'}; run python -m benchmarks.ablate "
                                 f"--study {study} --out {out} first.")
     text = (f"{STUDIES[study].question}\n\n" + study_table(results, study)
-            + "\n## Learning rates chosen on validation\n\n" + selection_table(results, order(study)))
+            + "\n## Learning rates chosen on validation\n\n" + selection_table(results, shape_of(results), order(study)))
     out = Path(out)
     table = write_text_atomic(out / TABLE_NAME, f"# {STUDIES[study].title}\n\n" + text)
     found, summary = rows(results, study)

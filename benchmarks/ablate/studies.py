@@ -1,9 +1,9 @@
 """The ablation studies as plain data (no torch): which variants each study trains, on which datasets, with which
 learning rates, what their parameter budgets are tied to, and the numbers the GPU-time estimate uses, all cited.
 
-A variant is one column of the paper's figure: a registered method (methods.METHODS, text_methods.TEXT_METHODS)
+A variant is one column of the paper's figure: a registered method (core.catalog.METHODS)
 with some MethodOptions fields set. Its name is the result's "method", so the vtab / GLUE results layout
-(runs/<variant>_<dataset>_seed<seed>_lr<lr>.json), resume, lr selection (sweep.choose) and report pieces work on
+(runs/<variant>_<dataset>_seed<seed>_lr<lr>.json), resume, lr selection (core.sweep.choose) and report pieces work on
 variants unchanged.
 """
 
@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .recipes import GLUE_LORA, GLUE_NEAT, GLUE_TASKS, IMAGE_DATASETS, PAPER_DATASETS, SMOKE_DATASETS
+from ..glue.recipes import GLUE_LORA, GLUE_NEAT, GLUE_TASKS
+from ..vtab.recipes import IMAGE_DATASETS, PAPER_DATASETS, SMOKE_DATASETS
 
 NEAT_PAPER = "NEAT paper (arXiv 2410.01870)"
 
@@ -103,7 +104,7 @@ GLUE_GRID_NOTE = ("our choice: NEAT-L's published lr and LoRA's published lr for
 
 def glue_grid(task: str) -> tuple[float, ...]:
     """NEAT's lrs in the GLUE scale study: LoRA's published lr (so NEAT has a result at it) and NEAT-L's."""
-    return tuple(sorted({GLUE_LORA[task][0], GLUE_NEAT[task]["neat-l"].recipe.lr}))
+    return tuple(sorted({GLUE_LORA[task][0], GLUE_NEAT[task]["neat-l"].lr}))
 
 
 def domain(datasets: list[str]) -> str:
@@ -134,7 +135,7 @@ def study_variants(study: str, datasets: list[str]) -> tuple[Variant, ...]:
 
 # --- the GPU-time estimate of --dry-run --------------------------------------------------------------------
 # Training images per epoch: the source's train split, less the 10% held out for validation where the dataset
-# has no validation split (neat_vision.data's rule). Approximate (mirrors may differ by a few images).
+# has no validation split (benchmarks/vtab/data.py's rule). Approximate (mirrors may differ by a few images).
 TRAIN_IMAGES: dict[str, int] = {
     "pets": 3312,       # timm/oxford-iiit-pet train 3,680 (the official trainval), 90%
     "cifar10": 45000,   # 50,000, 90%

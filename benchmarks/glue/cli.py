@@ -29,8 +29,7 @@ DEFAULT_WORKERS = 2
 METHODS = methods_for("text")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The flags, validated against plain data (nothing heavy is imported here)."""
+def parser() -> argparse.ArgumentParser:
     p = suite_parser("python -m benchmarks.glue", __doc__)
     p.add_argument("--method", "--methods", dest="methods", default=",".join(METHODS),
                    help=f"comma list of {', '.join(METHODS)} (default all)")
@@ -47,6 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_sweep_flags(p, "samples per forward pass and process (default: the recipe's batch, no accumulation)")
     add_process_flags(p)
     add_save_flag(p)
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags, validated against plain data (nothing heavy is imported here)."""
+    p = parser()
     args = p.parse_args(argv)
     args.methods, args.tasks = names(args.methods), names(args.tasks)
     args.save_adapters = chosen(args.save_adapters, ())

@@ -16,8 +16,8 @@ from tqdm.auto import tqdm
 
 import neat_core
 
-from . import methods as M
-from .train import autocast, synchronize
+from ..core import methods as M
+from ..core.catalog import MethodOptions
 
 MERGEABLE = {"neat", "lora", "peanut", "dora"}
 ADAPTERS = MERGEABLE | {"fourierft"}  # methods with an unmerged adapter forward to time
@@ -82,8 +82,18 @@ def build_method(case: Case, method: str, targets: list[str], rank: int) -> nn.M
     model = case.build()
     if method == "floor":
         return model.requires_grad_(False)
-    options = M.MethodOptions(targets=tuple(targets), rank=rank, lora_r=rank, lora_alpha=rank, lora_dropout=0.0)
+    options = MethodOptions(targets=tuple(targets), rank=rank, lora_r=rank, lora_alpha=rank, lora_dropout=0.0)
     return M.build(method, model, options)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on a GPU over fp32 weights (the suites' policy), nothing on a CPU."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
 def _median_ms(runs: dict[str, Callable[[], None]], steps: int, warmup: int, device: torch.device,

@@ -270,27 +270,6 @@ def test_the_front_ends_from_pretrained_load_the_stored_scales_without_computing
                                atol=1e-6, rtol=0)
 
 
-def test_the_benchmarks_take_scale_auto_for_neat_and_refuse_it_for_peft_peanut(capsys):
-    from benchmarks import methods as M
-    from benchmarks import vtab
-    from benchmarks.cli import method_options
-
-    assert method_options(vtab.parse_args(["--scale", "auto", "--method", "neat,lora"])).scale == "auto"
-    assert method_options(vtab.parse_args(["--scale", "0.5"])).scale == 0.5
-    with pytest.raises(SystemExit):
-        vtab.parse_args(["--scale", "big"])
-    assert "argument --scale: expected a number or 'auto', got 'big'" in capsys.readouterr().err
-    with pytest.raises(SystemExit):   # the paper suite's methods include peanut: refused before anything trains
-        vtab.parse_args(["--scale", "auto"])
-    assert capsys.readouterr().err.strip().endswith("error: --scale auto is NEAT's: PEFT's peanut takes one number. "
-                                                    "Drop peanut from --method or give --scale a number.")
-    model = M.build("neat", tiny_vit(), M.MethodOptions(rank=2, scale="auto"))
-    assert M.auto_scales(model)["auto_scales"]["count"] == 2 * 2   # q and v of 2 blocks
-    with pytest.raises(ValueError, match="PEFT's peanut takes one numeric scaling per config, got scale='auto'; "
-                                         "scale='auto' is NEAT's \\(method neat\\)."):
-        M.build("peanut", tiny_vit(), M.MethodOptions(scale="auto"))
-
-
 def test_the_inference_cache_follows_a_change_of_the_stored_scales():
     """The scales are a buffer, not a parameter: loading other scales into it must not leave a stale cached update."""
     model = neat_core.inject(_scaled_tiny(0.05), NeatConfig(targets=["qkv"], slices=FUSED_QV, scale="auto"))

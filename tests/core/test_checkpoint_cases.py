@@ -201,7 +201,7 @@ def test_arguments_that_cannot_be_worked_out_warn_and_from_pretrained_names_them
 @pytest.fixture
 def no_network(monkeypatch):
     """HF_HUB_OFFLINE unset and no network: every name lookup is recorded and fails at once."""
-    from neat_vision.data import hub_reachable  # the one probe, shared with neat_core
+    from neat_core.remote import hub_reachable  # the one probe, which the benchmarks import too
 
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
@@ -267,7 +267,6 @@ def test_a_connection_lost_during_upload_is_one_message(monkeypatch):
 
 def test_the_probe_asks_the_endpoint_or_its_proxy_once(monkeypatch):
     import neat_core.remote
-    import neat_vision.data
 
     calls = []
 
@@ -279,7 +278,6 @@ def test_the_probe_asks_the_endpoint_or_its_proxy_once(monkeypatch):
     for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(var, raising=False)
     neat_core.remote.hub_reachable.cache_clear()
-    assert neat_vision.data.hub_reachable is neat_core.remote.hub_reachable  # one probe for all code
     assert not neat_core.remote.hub_reachable() and not neat_core.remote.hub_reachable()
     monkeypatch.setattr(constants, "ENDPOINT", "http://hub-mirror.local:8080")
     neat_core.remote.hub_reachable.cache_clear()

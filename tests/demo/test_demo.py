@@ -23,7 +23,7 @@ from PIL import Image  # noqa: E402
 import neat_core  # noqa: E402
 import neat_text  # noqa: E402
 import neat_vision  # noqa: E402
-from benchmarks.methods import PEFT_TARGETS, split_for_peft  # noqa: E402
+from benchmarks.core.methods import VIT_PEFT_TARGETS as PEFT_TARGETS, split_for_peft  # noqa: E402
 from demo.ui import EXAMPLES, build_app  # noqa: E402
 from demo.compare import stats, top_k, verdict  # noqa: E402
 from demo.models import MAKE_TEXT, Choice, load_pair, missing_message, saved_choice  # noqa: E402

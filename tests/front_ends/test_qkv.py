@@ -5,8 +5,9 @@ import pytest
 import timm
 import torch
 
-from benchmarks import budget
-from benchmarks import methods as M
+from benchmarks.core import budget
+from benchmarks.core import methods as M
+from benchmarks.core.catalog import MethodOptions
 from neat_vision.qkv import QKV, split_qkv, merge_qkv
 
 FAMILIES = {  # tiny random-init members of each family with a fused qkv
@@ -53,7 +54,7 @@ def test_peft_baselines_adapt_exactly_q_and_v_and_merge_back_to_timm_keys(method
     name = "vit_tiny_patch16_224"
     model, x = build(name), images(name)
     keys = list(model.state_dict())
-    options = M.MethodOptions(rank=4, lora_r=4, lora_alpha=4, n_frequency=50, vera_r=16, lora_dropout=0.0)
+    options = MethodOptions(rank=4, lora_r=4, lora_alpha=4, n_frequency=50, vera_r=16, lora_dropout=0.0)
     built = M.build(method, model, options).eval()
     adapted = {n.split(".base_model.model.")[-1].removeprefix("base_model.model.")
                for n, p in built.named_parameters() if p.requires_grad}
@@ -72,14 +73,14 @@ def test_peft_baselines_adapt_exactly_q_and_v_and_merge_back_to_timm_keys(method
 
 
 def test_fused_target_keeps_attn_qkv_whole():
-    built = M.build("lora", build("vit_tiny_patch16_224"), M.MethodOptions(lora_r=2, peft_target="fused"))
+    built = M.build("lora", build("vit_tiny_patch16_224"), MethodOptions(lora_r=2, peft_target="fused"))
     assert {n.split(".lora_")[0].split("blocks.")[1] for n, p in built.named_parameters()
             if p.requires_grad and "lora_" in n} == {"0.attn.qkv", "1.attn.qkv"}
     assert not any(isinstance(m, QKV) for m in built.modules())
 
 
 def test_merging_with_adapters_attached_and_splitting_a_model_without_qkv_are_refused():
-    built = M.build("lora", build("vit_tiny_patch16_224"), M.MethodOptions(lora_r=2))
+    built = M.build("lora", build("vit_tiny_patch16_224"), MethodOptions(lora_r=2))
     with pytest.raises(ValueError) as err:
         merge_qkv(built)
     assert str(err.value) == ("attn.qkv.q/v still carries an adapter (peft.tuners.lora.layer.Linear); merge and "
@@ -94,7 +95,7 @@ def test_paper_sizes_on_vit_b_counted_without_weights():
     def vit_b():
         return timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=10)
 
-    options = M.MethodOptions()
+    options = MethodOptions()
     assert budget.method_params(vit_b, "fourierft", options) == 72_000
     assert budget.method_params(vit_b, "neat", options) == 258_048
     assert budget.method_params(vit_b, "lora", options) == 589_824

@@ -10,9 +10,16 @@ import pytest
 from conftest import killed_after
 from support.cli import bad_flag
 
-from benchmarks import ablate, ablate_report, ablate_runs, budget, image_runs
-from benchmarks.ablations import RECIPE_LR_NOTE, SWEEP_GRID_NOTE, SWEEP_GRIDS
-from benchmarks.recipes import DEV_NOTE, PAPER_DATASETS
+from benchmarks.ablate import cli as ablate
+from benchmarks.ablate import plan as ablate_runs
+from benchmarks.ablate import report as ablate_report
+from benchmarks.ablate.studies import RECIPE_LR_NOTE, SWEEP_GRID_NOTE, SWEEP_GRIDS
+from benchmarks.core import budget
+from benchmarks.core.results import SCHEMA, write_json_atomic
+from benchmarks.core.runner import Job
+from benchmarks.glue.recipes import DEV_NOTE
+from benchmarks.vtab import plan as image_runs
+from benchmarks.vtab.recipes import PAPER_DATASETS
 
 pytestmark = pytest.mark.usefixtures("datasets_cache")  # arrow files in the test's own folder
 
@@ -22,7 +29,7 @@ VIT_B = "vit_base_patch16_224.orig_in21k"
 
 
 # --- plans --------------------------------------------------------------------------------------------------
-def _plan(*argv: str) -> list[image_runs.Planned]:
+def _plan(*argv: str) -> list[Job]:
     return ablate_runs.image_plan(ablate.parse_args(list(argv)))
 
 
@@ -139,10 +146,10 @@ def test_scale_study_on_the_smoke_data_resumes_and_writes_its_report(tmp_path, m
 
     table = (out / "report.md").read_text()
     assert table.startswith("# NEAT's scale s: 1 or auto\n\n")
-    chosen = {m: max((0.01, 0.03), key=lambda lr: (results[f"{m}_digits59_seed0_lr{lr:g}"]["val_accuracy"], -lr))
+    chosen = {m: max((0.01, 0.03), key=lambda lr: (results[f"{m}_digits59_seed0_lr{lr:g}"]["selection_score"], -lr))
               for m in ("neat-s1", "neat-auto", "lora")}
     at_lora = results[f"neat-s1_digits59_seed0_lr{chosen['lora']:g}"]
-    assert (f"| s = 1, at LoRA's lr | 10.8K | {100 * at_lora['accuracy']:.1f} (lr {chosen['lora']:g}) |"
+    assert (f"| s = 1, at LoRA's lr | 10.8K | {100 * at_lora['score']:.1f} (lr {chosen['lora']:g}) |"
             in table)
     assert f"Selected lrs on Digits 5-9: neat-s1 {chosen['neat-s1']:g}, neat-auto {chosen['neat-auto']:g}, " \
            f"lora {chosen['lora']:g}." in table
@@ -168,7 +175,8 @@ def test_scale_study_on_glue_tasks_runs_neat_l_at_its_and_loras_published_lr(off
     # chooses its epoch there, never on the validation set the table reports
     for result in found.values():
         assert result["config"]["data"]["sizes"] == {"train": 22, "validation": 12, "dev": 2}
-        assert result["selection"] == DEV_NOTE and result["selection_score"] == result["best"]["dev_accuracy"]
+        assert result["selection"] == DEV_NOTE and result["selection_score"] == result["scores"]["dev_accuracy"]
+        assert result["config"]["hold_out"] is True
     assert {r["method_params"] for r in found.values()} == {3 * 2 * 2 * 16 * 8}   # LoRA r = 8 = NEAT-L's budget
     table = (out / "report.md").read_text()
     assert "| NEAT-L, s = auto, at LoRA's lr | 1.5K |" in table and "| LoRA, own lr | 1.5K |" in table
@@ -180,16 +188,15 @@ def test_scale_study_on_glue_tasks_runs_neat_l_at_its_and_loras_published_lr(off
 # --- tables and plots from fixture results -------------------------------------------------------------------
 def _result(study: str, name: str, label: str, method: str, options: dict, dataset: str, lr: float, seed: int,
             accuracy: float, val: float, params: int, model: str = VIT_B, title: str | None = None) -> dict:
-    return {"method": name, "dataset": dataset, "seed": seed, "lr": lr, "accuracy": accuracy, "val_accuracy": val,
-            "selection_score": val, "method_params": params, "head_params": 10, "trainable_params": params + 10,
+    return {"schema": SCHEMA, "suite": "vtab", "method": name, "dataset": dataset, "seed": seed, "lr": lr,
+            "metric": "accuracy", "score": accuracy, "selection_score": val, "scores": {"test": accuracy},
+            "method_params": params, "head_params": 10, "trainable_params": params + 10,
             "config": {"study": study, "model": model, "method_options": {"rank": 7, "depth": 2, **options},
                        "variant": {"name": name, "label": label, "method": method, "options": options},
                        "data": {"title": title or dataset}}}
 
 
 def test_depth_table_and_plot_with_the_papers_depth_6_number(tmp_path):
-    from benchmarks.results import write_json_atomic
-
     accuracy = {2: 0.79, 4: 0.80, 6: 0.815, 8: 0.81, 10: 0.805}
     for d, acc in accuracy.items():
         params = 258_048 + (d - 2) // 2 * 2_352
@@ -209,8 +216,6 @@ def test_depth_table_and_plot_with_the_papers_depth_6_number(tmp_path):
 
 
 def test_activation_table_counts_where_sin_wins_and_quotes_the_paper(tmp_path):
-    from benchmarks.results import write_json_atomic
-
     scores = {("relu", "dtd", 0.01): (0.70, 0.72), ("relu", "dtd", 0.03): (0.75, 0.70),
               ("sin", "dtd", 0.01): (0.74, 0.74), ("sin", "dtd", 0.03): (0.60, 0.60),
               ("relu", "fgvc", 0.01): (0.40, 0.45), ("sin", "fgvc", 0.01): (0.38, 0.44)}
@@ -227,8 +232,6 @@ def test_activation_table_counts_where_sin_wins_and_quotes_the_paper(tmp_path):
 
 
 def test_targets_table_shows_each_sets_rank_and_parameters(tmp_path):
-    from benchmarks.results import write_json_atomic
-
     for name, label, preset, rank, params, acc in (("neat-qv", "q, v", "qv", 7, 258_048, 0.8),
                                                    ("neat-qv-mlp", "q, v + MLP", "qv_mlp", 2, 258_048, 0.82),
                                                    ("neat-all-linear", "all linear", "all_linear", 2, 331_776, 0.81)):
@@ -243,8 +246,6 @@ def test_targets_table_shows_each_sets_rank_and_parameters(tmp_path):
 
 
 def test_scale_table_reads_each_neat_variant_at_loras_selected_lr(tmp_path):
-    from benchmarks.results import write_json_atomic
-
     # (variant, lr, seed) -> (test, validation): LoRA selects 0.01, s = 1 selects 0.03, auto selects 0.01
     scores = {("lora", 0.01, 0): (0.90, 0.9), ("lora", 0.01, 1): (0.92, 0.9), ("lora", 0.03, 0): (0.70, 0.7),
               ("lora", 0.03, 1): (0.72, 0.7), ("neat-s1", 0.01, 0): (0.80, 0.8), ("neat-s1", 0.01, 1): (0.84, 0.8),

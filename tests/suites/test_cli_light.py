@@ -42,6 +42,10 @@ from support.cli import bad_flag
      "--method or give --scale a number."),
     ("benchmarks.vtab", ["--seeds", "0,one"], "python -m benchmarks.vtab: error: --seeds must be a comma list of "
                                               "integers, got '0,one'."),
+    ("benchmarks.vtab", ["--scale", "nan"], "python -m benchmarks.vtab: error: argument --scale: expected a finite "
+                                            "non-zero number or 'auto', got 'nan'"),
+    ("benchmarks.vtab", ["--data-dir", "/nowhere"], "python -m benchmarks.vtab: error: --data-dir /nowhere does not "
+                                                    "exist."),
     ("benchmarks.glue", ["--epochs", "0"], "python -m benchmarks.glue: error: argument --epochs: expected a positive "
                                            "integer, got '0'"),
     ("benchmarks.glue", ["--lr", "0"], "python -m benchmarks.glue: error: argument --lr: expected a positive "
@@ -65,15 +69,52 @@ def test_a_bad_flag_exits_2_before_any_heavy_import(module, argv, message):
 
 def test_the_plain_names_agree_with_the_registries():
     import neat_core
-    import neat_text.glue
     import neat_vision
-    import neat_vision.data
-    from benchmarks import catalog, methods, recipes, text_methods
+    from benchmarks.core import catalog, methods
+    from benchmarks.glue import data as glue_data
+    from benchmarks.glue import recipes as glue_recipes
+    from benchmarks.vtab import data as vtab_data
+    from benchmarks.vtab import recipes as vtab_recipes
 
-    assert list(methods.METHODS) == list(catalog.DESCRIPTIONS)
-    assert list(text_methods.TEXT_METHODS) == list(catalog.TEXT_DESCRIPTIONS)
+    assert list(methods.BUILDERS) == list(catalog.METHODS)   # one registry: every name it lists, it builds
+    assert catalog.methods_for("image") == ("neat", "lora", "dora", "fourierft", "peanut", "vera", "head", "full")
+    assert catalog.methods_for("text") == ("neat-s", "neat-l", "lora", "dora", "fourierft", "peanut", "bitfit",
+                                           "head", "full")
+    assert catalog.methods_for("causal") == ("neat", "lora", "dora", "pissa", "milora", "peanut")
     assert catalog.PRESETS == tuple(neat_vision.PRESETS)
     assert catalog.ACTIVATIONS == tuple(neat_core.ACTIVATIONS)
-    assert set(recipes.IMAGE_DATASETS) == set(neat_vision.data.DATASETS)
-    assert recipes.GLUE_TASKS == tuple(neat_text.glue.TASKS)
-    assert set(catalog.SIZE_KNOBS) <= set(catalog.DESCRIPTIONS) | set(catalog.TEXT_DESCRIPTIONS)
+    assert set(vtab_recipes.IMAGE_DATASETS) == set(vtab_data.DATASETS)
+    assert glue_recipes.GLUE_TASKS == tuple(glue_data.TASKS)
+
+
+@pytest.mark.parametrize("module", ["benchmarks.vtab", "benchmarks.glue", "benchmarks.llm", "benchmarks.ablate",
+                                    "benchmarks.speed"])
+def test_every_suite_refuses_a_device_this_machine_lacks_at_once(module):
+    """No GPU here: `--device cuda` is one argparse error before anything heavy loads (a GPU machine passes the
+    light check and torch confirms it)."""
+    argv = ["--device", "cuda:9"] + (["--study", "depth"] if module.endswith("ablate") else [])
+    code, heavy, error = bad_flag(module, argv)
+    assert code == 2 and heavy == []
+    assert error.startswith(f"python -m {module}: error: argument --device: cuda:9 is not available on this "
+                            "machine; available: cpu")
+
+
+@pytest.mark.parametrize("module", ["benchmarks.vtab", "benchmarks.glue", "benchmarks.llm", "benchmarks.ablate"])
+def test_every_suite_has_the_same_shared_flags(module):
+    """One flag builder: the flags that mean the same thing are there in every suite."""
+    import importlib
+
+    parser = importlib.import_module(module + ".cli").parser()
+    flags = {o for action in parser._actions for o in action.option_strings}
+    assert {"--dry-run", "--seeds", "--lrs", "--out", "--device", "--no-progress", "--data-dir", "--model",
+            "--model-path", "--threads"} <= flags
+
+
+def test_the_suites_use_the_one_hub_probe():
+    import neat_core.remote
+    from benchmarks.core import models
+    from benchmarks.glue import plan as glue_plan
+    from benchmarks.llm import plan as llm_plan
+    from benchmarks.vtab import data as vtab_data
+
+    assert {m.hub_reachable for m in (models, glue_plan, llm_plan, vtab_data)} == {neat_core.remote.hub_reachable}

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import glue as glue_cli
-from benchmarks import glue_runs
-from benchmarks import methods as M
-from benchmarks.models import ModelSource, create_text_model
-from benchmarks.text_methods import TEXT_METHODS
-from neat_text import glue
+from benchmarks.core import methods as M
+from benchmarks.core.catalog import MethodOptions, methods_for
+from benchmarks.core.models import ModelSource, create_text_model
+from benchmarks.glue import cli as glue_cli
+from benchmarks.glue import data as glue
+from benchmarks.glue import plan as glue_runs
 
 from support.glue_assets import HIDDEN, LAYERS
 
@@ -91,11 +91,11 @@ OPTIONS = {"neat-s": {"rank": 1}, "neat-l": {"rank": 8}, "peanut": {"rank": 8}, 
 HEAD = HIDDEN * HIDDEN + HIDDEN + HIDDEN * 2 + 2  # RobertaClassificationHead: dense + out_proj (2 labels)
 
 
-@pytest.mark.parametrize("name", list(TEXT_METHODS))
+@pytest.mark.parametrize("name", methods_for("text"))
 def test_text_methods_train_the_expected_parameters(name, offline_assets):
     model = create_text_model(ModelSource("tiny", str(offline_assets / "model")), 2)
     total = sum(p.numel() for p in model.parameters())
-    built = M.build(name, model, M.MethodOptions(**OPTIONS.get(name, {})), TEXT_METHODS)
+    built = M.build(name, model, MethodOptions(**OPTIONS.get(name, {})), "text")
     expected = total - HEAD if name == "full" else EXPECTED[name]
     assert M.parameter_counts(built, ["classifier"]) == {"trainable_params": expected + HEAD, "head_params": HEAD,
                                                          "method_params": expected}
@@ -124,24 +124,26 @@ def test_cli_end_to_end_single_sentence_pair_and_regression_tasks_then_resume(of
             lr = lrs[method, task]
             r = json.loads((out / "runs" / f"{method}_{task}_seed0_lr{lr:g}.json").read_text())
             assert (r["suite"], r["dataset"], r["metric"], r["lr"], r["lr_grid"]) == ("glue", task, metric[0], lr, [lr])
-            assert [e["epoch"] for e in r["epochs"]] == [1, 2] and sorted(r["last"]) == sorted(["epoch", *metric])
-            assert r["last"] == r["epochs"][-1] and r["last_score"] == r["last"][metric[0]]
+            assert [e["epoch"] for e in r["epochs"]] == [1, 2]
+            assert r["last_score"] == r["epochs"][-1][metric[0]] and sorted(r["epochs"][-1]) == sorted(["epoch", *metric])
             # one published lr: the papers' protocol, the best validation epoch
-            assert r["score"] == max(e[metric[0]] for e in r["epochs"]) == r["best"][metric[0]] == r["selection_score"]
-            assert r["epochs"][r["best_epoch"] - 1] == r["best"] and r["selection"].startswith("validation, best epoch")
+            assert r["score"] == max(e[metric[0]] for e in r["epochs"]) == r["scores"][metric[0]] == r["selection_score"]
+            assert {"epoch": r["best_epoch"], **r["scores"]} == r["epochs"][r["best_epoch"] - 1]
+            assert r["selection"].startswith("validation, best epoch")
             assert (r["method_params"], r["head_params"]) == (EXPECTED[method], head[task])
             assert r["config"]["data"]["sizes"] == {"train": 24, "validation": 12}
             assert r["config"]["recipe"]["warmup"] == 0.06 and r["train_samples_per_s"] > 0
             assert r["precision"] == {"trainable": ["float32"], "frozen": ["float32"], "autocast": None}
     recipe = json.loads((out / "runs" / "neat-s_mrpc_seed0_lr0.005.json").read_text())["config"]
     assert recipe["recipe"]["head_lr"] == 5e-3 and recipe["method_options"]["scale"] == 0.01  # the paper's MRPC row
+    assert recipe["recipe"]["options"] == {"scale": 0.01, "rank": 1} and recipe["max_length"] == 512
     assert recipe["recipe"]["sources"]["head_lr"] == "yibozhong/peanut natural-language-understanding/peanut-s.sh and " \
                                                      "glue.py (mrpc)"
     assert recipe["recipe"]["epochs"] == 2 and recipe["recipe"]["batch_size"] == 8            # CLI overrides
     assert recipe["recipe"]["sources"]["epochs"] == "command line"
     lora = json.loads((out / "runs" / "lora_mrpc_seed0_lr0.0004.json").read_text())["config"]
     assert (lora["recipe"]["weight_decay"], lora["recipe"]["clip_grad"]) == (0.1, 1.0)    # microsoft/LoRA's script
-    assert "MNLI-tuned" in lora["option_sources"]["init"]                                  # the stated deviation
+    assert "MNLI-tuned" in lora["recipe"]["sources"]["init"]                              # the stated deviation
     table = (out / "report.md").read_text()
     assert table.startswith("# GLUE results\n\n| Method | Params | SST-2 | MRPC | STS-B | Avg. |")
     assert "| neat-s | 128 |" in table and "best epoch" in table
@@ -241,11 +243,11 @@ def test_offline_mode_without_a_cached_copy_names_the_flag(offline_assets, tmp_p
 
 
 def test_no_network_and_no_local_model_names_the_flag(offline_assets, tmp_path, monkeypatch, capsys):
-    import benchmarks.models
+    import benchmarks.core.models
 
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(benchmarks.models, "hub_reachable", lambda: False)
+    monkeypatch.setattr(benchmarks.core.models, "hub_reachable", lambda: False)
     args = ["--data-dir", str(offline_assets / "data"), "--method", "neat-s", "--tasks", "sst2", "--out", str(tmp_path)]
     assert glue_cli.main(args) == 2
     assert capsys.readouterr().err.strip() == (
@@ -297,10 +299,11 @@ def test_bad_cli_input_is_one_argparse_error(capsys):
 
 # --- the training loop's extensions the suite uses ------------------------------------------------------------
 def test_linear_schedule_warms_up_then_decays_to_zero():
-    from benchmarks.train import linear_schedule
+    from benchmarks.core.loop import linear_schedule, warmup_steps
+    from benchmarks.glue.recipes import glue_recipe
 
     optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    schedule, seen = linear_schedule(optimizer, steps=100, warmup=0.06), []
+    schedule, seen = linear_schedule(optimizer, 100, warmup_steps(glue_recipe("neat-l", "sst2"), 100)), []
     for _ in range(101):
         seen.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
@@ -313,7 +316,7 @@ def test_length_grouped_training_batches_and_padding_collation(offline_assets):
     from transformers import AutoTokenizer, DataCollatorWithPadding
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    from benchmarks.train import Dist, make_loader
+    from benchmarks.core.loop import accelerator_for, make_loader
 
     tokenizer = AutoTokenizer.from_pretrained(offline_assets / "model")
     words = random.Random(1).sample([n for n in range(1, 17) for _ in range(4)], 64)  # 1 to 16 words, shuffled
@@ -325,9 +328,10 @@ def test_length_grouped_training_batches_and_padding_collation(offline_assets):
     def spans(loader):
         return [int(b["attention_mask"].sum(1).max() - b["attention_mask"].sum(1).min()) for b in loader]
 
-    grouped = make_loader(data, 4, True, 0, 0, Dist(), torch.device("cpu"), collate, lengths)
-    shuffled = make_loader(data, 4, True, 0, 0, Dist(), torch.device("cpu"), collate)
-    assert isinstance(grouped.sampler, LengthGroupedSampler) and len(spans(grouped)) == 16
+    accelerator = accelerator_for("cpu")
+    grouped = make_loader(data, 4, True, 0, 0, accelerator, collate, lengths)
+    shuffled = make_loader(data, 4, True, 0, 0, accelerator, collate)
+    assert isinstance(grouped.batch_sampler.sampler, LengthGroupedSampler) and len(spans(grouped)) == 16
     assert sum(spans(grouped)) * 2 < sum(spans(shuffled))  # neighbouring lengths share a batch
     batches = list(grouped)
     for b in batches:  # padded to the batch's longest sequence with <pad> (id 1)

@@ -4,8 +4,6 @@ results, predictions, adapters, report, resume; DDP on two CPU processes against
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import benchmarks.llm_setup as llm_setup
-from benchmarks import llm, llm_smoke
-from neat_text.reasoning import TASKS, extract
+from benchmarks.llm import cli as llm
+from benchmarks.llm import plan as llm_setup
+from benchmarks.llm import smoke as llm_smoke
+from benchmarks.llm.answers import extract
+from benchmarks.llm.tasks import TASKS
+
+from support.distributed import become_rank, free_port
 
 pytestmark = pytest.mark.usefixtures("datasets_cache")  # arrow files in the test's own folder
 
@@ -43,33 +45,34 @@ def test_end_to_end_neat_and_lora_then_resume(cache, tmp_path, capsys):
                "--epochs", "1")
     assert llm.main(args) == 0
     printed = capsys.readouterr().out
-    assert "neat on commonsense seed 0: accuracy" in printed and "train tokens/s" in printed
+    assert "neat on commonsense seed 0 lr 0.005: accuracy" in printed and "train tokens/s" in printed
     runs = sorted(p.name for p in (out / "runs").iterdir())
-    assert runs == ["lora_commonsense_seed0.json", "lora_math_seed0.json", "neat_commonsense_seed0.json",
-                    "neat_math_seed0.json"]
+    assert runs == ["lora_commonsense_seed0_lr0.005.json", "lora_math_seed0_lr0.005.json",
+                    "neat_commonsense_seed0_lr0.005.json", "neat_math_seed0_lr0.005.json"]
     for name in runs:
         r = json.loads((out / "runs" / name).read_text())
         task = TASKS[r["dataset"]]
         assert r["suite"] == "llm" and set(r["tests"]) == ({"boolq", "piqa"} if task.name == "commonsense"
                                                            else {"gsm8k", "MATH"})
-        assert r["accuracy"] == pytest.approx(sum(t["accuracy"] for t in r["tests"].values()) / 2)
+        assert r["score"] == pytest.approx(sum(t["accuracy"] for t in r["tests"].values()) / 2)
+        assert r["scores"] == {name: t["accuracy"] for name, t in r["tests"].items()} and r["metric"] == "accuracy"
         assert all(t["total"] == 4 and t["accuracy"] == t["correct"] / 4 for t in r["tests"].values())
         steps = (288 if task.name == "commonsense" else 192) // 16    # smoke data sizes, batch 16, one epoch
         assert len(r["step_losses"]) == r["optimizer_steps"] == steps
         assert r["train_tokens_per_s"] > 0 and r["config"]["recipe"]["epochs"] == 1
-        assert r["config"]["recipe"]["rank"] == 8 and r["config"]["targets"] == ["q_proj", "k_proj", "v_proj",
-                                                                                 "up_proj", "down_proj"]
+        rank = r["config"]["recipe"]["options"]["rank" if r["method"] == "neat" else "lora_r"]
+        assert rank == 8 and r["config"]["targets"] == ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]
         predictions = json.loads(Path(r["predictions_path"]).read_text())
         for test, records in predictions.items():
             kind = task.test(test).answer_kind
             assert sum(x["correct"] for x in records) == r["tests"][test]["correct"]
             assert all(x["prediction"] == extract(kind, x["generation"]) for x in records)
-    neat = json.loads((out / "runs" / "neat_commonsense_seed0.json").read_text())
+    neat = json.loads((out / "runs" / "neat_commonsense_seed0_lr0.005.json").read_text())
     assert neat["method_params"] == 2 * 2 * 8 * (4 * 64 + 128)  # 2 layers, A and B of width in (down: 128), rank 8
     assert {p.name for p in Path(neat["adapter"]["neat_adapter"]).iterdir()} == {"adapter_config.json",
                                                                                   "adapter_model.safetensors"}
     assert "orientation" in neat["adapter"]["peft_adapter_unavailable"]
-    lora = json.loads((out / "runs" / "lora_math_seed0.json").read_text())
+    lora = json.loads((out / "runs" / "lora_math_seed0_lr0.005.json").read_text())
     assert (Path(lora["adapter"]["peft_adapter"]) / "adapter_config.json").is_file()
     table = (out / "report.md").read_text()
     assert "| Method | Params | BoolQ | PIQA | Avg. |" in table and "| Method | Params | GSM8K | MATH | Avg. |" in table
@@ -80,23 +83,19 @@ def test_end_to_end_neat_and_lora_then_resume(cache, tmp_path, capsys):
     assert report.main([str(out)]) == 0 and (out / "report.md").read_text() == table  # same report from the tool
 
     finished = {p.name: p.read_bytes() for p in (out / "runs").iterdir()}
-    (out / "runs" / "lora_math_seed0.json").unlink()
+    (out / "runs" / "lora_math_seed0_lr0.005.json").unlink()
     assert llm.main(args) == 0
     printed = capsys.readouterr().out
-    assert "3 of 4 runs already finished" in printed and printed.count(" seed 0: accuracy") == 1
+    assert "3 of 4 runs already finished" in printed and printed.count(" seed 0 lr 0.005: accuracy") == 1
     assert "lora on math seed 0" in printed
-    assert {p.name: p.read_bytes() for p in (out / "runs").iterdir() if p.name != "lora_math_seed0.json"} == {
-        k: v for k, v in finished.items() if k != "lora_math_seed0.json"}
+    kept = "lora_math_seed0_lr0.005.json"
+    assert {p.name: p.read_bytes() for p in (out / "runs").iterdir() if p.name != kept} == {
+        k: v for k, v in finished.items() if k != kept}
 
 
 def _ddp_rank(rank: int, argv: list[str], port: int) -> None:
     """One torchrun-style worker: the environment torchrun sets, then the CLI."""
-    from accelerate.state import AcceleratorState
-
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    AcceleratorState._reset_state(reset_partial_state=True)  # forked from a process that ran a world of one
+    become_rank(rank, port)
     assert llm.main(argv) == 0
 
 
@@ -104,16 +103,15 @@ def test_ddp_on_two_cpu_processes_matches_one_process(cache, tmp_path, capfd):
     import torch.multiprocessing as mp
 
     common = ["--method", "neat", "--tasks", "commonsense", "--tests", "boolq,winogrande", "--epochs", "1",
-              "--batch-size", "16", "--micro-batch-size", "8", "--save-adapters", "neat"]
+              "--batch-size", "16", "--micro-batch", "8", "--save-adapters", "neat"]
     assert llm.main(cli(cache, tmp_path / "one", *common)) == 0         # 2 micro-batches accumulated per step
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     mp.start_processes(_ddp_rank, args=(cli(cache, tmp_path / "two", *common), port), nprocs=2, start_method="fork")
-    assert capfd.readouterr().out.count("neat on commonsense seed 0: accuracy") == 2  # one run, two processes
-    one, two = (json.loads((tmp_path / d / "runs" / "neat_commonsense_seed0.json").read_text()) for d in ("one", "two"))
+    assert capfd.readouterr().out.count("neat on commonsense seed 0 lr 0.005: accuracy") == 2  # one run, two processes
+    one, two = (json.loads((tmp_path / d / "runs" / "neat_commonsense_seed0_lr0.005.json").read_text())
+                for d in ("one", "two"))
     assert (one["gradient_accumulation"], two["gradient_accumulation"]) == (2, 1)
-    assert two["config"]["distributed"]["processes"] == 2 and two["device"]["world_size"] == 2
+    assert two["device"]["distributed"] == "MULTI_CPU" and two["device"]["world_size"] == 2
     assert one["optimizer_steps"] == two["optimizer_steps"] == 288 // 16
     torch.testing.assert_close(torch.tensor(two["step_losses"]), torch.tensor(one["step_losses"]), atol=1e-5,
                                rtol=1e-5)
@@ -131,7 +129,8 @@ def test_ddp_on_two_cpu_processes_matches_one_process(cache, tmp_path, capfd):
     ("--task", "physics", "Unknown task(s) physics; choose from commonsense, math."),
     ("--tests", "boolq,gsm8k", "Unknown test set(s) gsm8k; choose from boolq, piqa, social_i_qa, hellaswag, "
                                "winogrande, ARC-Easy, ARC-Challenge, openbookqa."),
-    ("--rank", "0", "--rank must be positive."),
+    ("--rank", "0", "argument --rank: expected a positive integer, got '0'"),
+    ("--device", "cuda:7", "argument --device: cuda:7 is not available on this machine; available: cpu"),
     ("--model-path", "/nowhere/model", "--model-path /nowhere/model does not exist."),
 ])
 def test_bad_flags_are_one_argparse_error(capsys, flag, value, message):
@@ -142,7 +141,7 @@ def test_bad_flags_are_one_argparse_error(capsys, flag, value, message):
 
 
 def test_flags_are_checked_before_torch_is_imported():
-    code = ("import sys\nfrom benchmarks import llm\ntry:\n    llm.parse_args(['--method', 'x'])\n"
+    code = ("import sys\nfrom benchmarks.llm import cli as llm\ntry:\n    llm.parse_args(['--method', 'x'])\n"
             "except SystemExit:\n    pass\nprint(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]"
@@ -191,11 +190,10 @@ def test_no_network_and_no_data_dir_names_the_flag(monkeypatch, tmp_path, capsys
     assert not out.exists()
 
 
-def test_a_batch_that_does_not_divide_is_one_error(cache, tmp_path, capsys):
-    out = tmp_path / "out"
-    assert llm.main(cli(cache, out, "--method", "neat", "--tasks", "math", "--batch-size", "10",
-                        "--micro-batch-size", "4")) == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "error: The effective batch 10 is not a multiple of micro batch 4 x 1 process(es); change --batch-size or "
-        "--micro-batch-size.")
-    assert not out.exists()
+def test_a_micro_batch_that_does_not_divide_the_batch_takes_the_largest_that_does(capsys):
+    assert llm.main(["--suite", "smoke", "--method", "neat", "--tasks", "math", "--batch-size", "10",
+                     "--micro-batch", "4", "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "| neat | math | 0.005 | 10 | 2 x 5 x 1 | 2 | rank=8, scale=1.0 | 192 | greedy, max new tokens gsm8k 24, " \
+           "MATH 24 |" in printed
+    assert "| math | train | --data-dir the smoke suite's generated files (MetaMathQA-395K.json" in printed

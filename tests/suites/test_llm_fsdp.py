@@ -10,8 +10,6 @@ one."""
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,8 @@ import torch
 
 import neat_core
 import neat_text
-from benchmarks.llm_train import checkpoint_activations
+from benchmarks.llm.generate import checkpoint_activations
+from support.distributed import become_rank, free_port
 from support.tiny_llama import tiny_llama
 
 ROOT = Path(__file__).parents[2]
@@ -101,11 +100,9 @@ def _fsdp_rank(rank: int, port: int, env: dict[str, str], folder: str, queue) ->
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import FSDPModule, fully_shard
 
-    from benchmarks.llm_train import whole_parameters
+    from benchmarks.core.loop import whole_parameters
 
-    os.environ.update(env, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
-    torch.set_num_threads(1)
+    become_rank(rank, port, **env)
     dist.init_process_group("gloo")
     mesh = init_device_mesh("cpu", (2,))
     model = neat_model()
@@ -136,9 +133,7 @@ def test_fsdp2_sharded_neat_trains_like_one_process(tmp_path):
 
     single = neat_model()
     expected, expected_evals, _ = train_and_evaluate(single, slice(0, 4))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     queue = mp.get_context("fork").SimpleQueue()
     mp.start_processes(_fsdp_rank, args=(port, fsdp_environment(), str(tmp_path / "sharded"), queue), nprocs=2,
                        start_method="fork")

@@ -9,18 +9,20 @@ import pytest
 import torch
 
 import neat_core
-from benchmarks import llm_methods as LM
-from benchmarks.llm_recipes import LLMRecipe, SetupError
+from benchmarks.core import methods as LM
+from benchmarks.core.catalog import MethodOptions
+from benchmarks.core.errors import SetupError
+from benchmarks.llm.plan import resolve_targets
 
 from support.tiny_llama import INTER, LAYERS, RANK, H, tiny_llama
 
-RECIPES = {
-    "neat": LLMRecipe(1e-3, 1, 4, 4, 0, rank=RANK, scale=1.0),
-    "peanut": LLMRecipe(1e-3, 1, 4, 4, 0, rank=RANK, scale=1.0),
-    **{m: LLMRecipe(1e-3, 1, 4, 4, 0, rank=RANK, alpha=2 * RANK if m in ("lora", "dora") else RANK)
-       for m in ("lora", "dora", "pissa", "milora")},
-}
 TARGETS = ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]
+RECIPES = {   # the method options a reasoning recipe fixes, on the targets every method shares
+    "neat": MethodOptions(rank=RANK, scale=1.0, targets=tuple(TARGETS)),
+    "peanut": MethodOptions(rank=RANK, scale=1.0, targets=tuple(TARGETS)),
+    **{m: MethodOptions(lora_r=RANK, lora_alpha=2 * RANK if m in ("lora", "dora") else RANK, lora_dropout=0.0,
+                        targets=tuple(TARGETS)) for m in ("lora", "dora", "pissa", "milora")},
+}
 # q: 32->32, k and v: 32->16 (2 KV heads of 8), up: 32->64, down: 64->32
 IN = {"q_proj": H, "k_proj": H, "v_proj": H, "up_proj": H, "down_proj": INTER}
 OUT = {"q_proj": H, "k_proj": H // 2, "v_proj": H // 2, "up_proj": INTER, "down_proj": H}
@@ -60,7 +62,7 @@ def test_minor_components_match_a_direct_svd():
 def test_milora_starts_at_the_pretrained_model_with_the_minor_components():
     original = tiny_llama()
     weight = original.model.layers[1].mlp.down_proj.weight.detach().clone()
-    model = LM.build("milora", tiny_llama(), RECIPES["milora"], TARGETS)
+    model = LM.build("milora", tiny_llama(), RECIPES["milora"], "causal")
     torch.testing.assert_close(logits(model), logits(original), atol=1e-5, rtol=1e-4)
     layer = model.base_model.model.model.layers[1].mlp.down_proj
     a, b = layer.lora_A["default"].weight, layer.lora_B["default"].weight
@@ -73,8 +75,8 @@ def test_milora_starts_at_the_pretrained_model_with_the_minor_components():
 @pytest.mark.parametrize("method", list(RECIPES))
 def test_each_method_trains_only_its_adapters_and_starts_at_the_base(method):
     base = logits(tiny_llama())
-    model = LM.build(method, tiny_llama(), RECIPES[method], TARGETS)
-    assert LM.parameter_counts(model) == {"trainable_params": EXPECTED[method], "method_params": EXPECTED[method],
+    model = LM.build(method, tiny_llama(), RECIPES[method], "causal")
+    assert LM.parameter_counts(model, []) == {"trainable_params": EXPECTED[method], "method_params": EXPECTED[method],
                                           "head_params": 0}
     torch.testing.assert_close(logits(model), base, atol=1e-4, rtol=1e-4)  # pissa / milora: residual + BA = W
     loss = model(input_ids=IDS, labels=IDS).loss
@@ -83,23 +85,23 @@ def test_each_method_trains_only_its_adapters_and_starts_at_the_base(method):
 
 
 def test_neat_uses_the_papers_llm_orientation_and_targets():
-    model = LM.build("neat", tiny_llama(), RECIPES["neat"], TARGETS)
+    model = LM.build("neat", tiny_llama(), RECIPES["neat"], "causal")
     config = neat_core.adapter_configs(model)["default"]
     assert (config.orientation, config.rank, config.scale, config.targets) == ("in", RANK, 1.0, TARGETS)
     assert sorted(n.rpartition(".")[2] for n, _ in neat_core.neat_layers(model)) == sorted(TARGETS * LAYERS)
 
 
 def test_targets_come_from_the_preset_or_must_exist():
-    assert LM.resolve_targets(tiny_llama(), None) == TARGETS
+    assert resolve_targets(tiny_llama(), None) == TARGETS
     with pytest.raises(SetupError, match=r"--targets o_projx match\(es\) no linear layer of LlamaForCausalLM; its "
                                          r"linear layers are named down_proj, gate_proj, k_proj, lm_head, o_proj"):
-        LM.resolve_targets(tiny_llama(), ("q_proj", "o_projx"))
+        resolve_targets(tiny_llama(), ("q_proj", "o_projx"))
     from transformers import GPT2Config, GPT2LMHeadModel
 
     gpt2 = GPT2LMHeadModel(GPT2Config(n_embd=16, n_layer=1, n_head=2, vocab_size=32, n_positions=16))
     with pytest.raises(SetupError, match=r"preset 'paper_llm' is for decoder LLMs .* not model_type 'gpt2'.* "
                                          r"On the command line: --targets with some of lm_head"):
-        LM.resolve_targets(gpt2, None)
+        resolve_targets(gpt2, None)
 
 
 def _perturb(model, seed: int = 3) -> None:
@@ -112,7 +114,7 @@ def _perturb(model, seed: int = 3) -> None:
 
 
 def test_neat_saves_its_format_and_says_why_peft_cannot_hold_it(tmp_path):
-    model = LM.build("neat", tiny_llama(), RECIPES["neat"], TARGETS)
+    model = LM.build("neat", tiny_llama(), RECIPES["neat"], "causal")
     _perturb(model)
     saved = LM.save_trained("neat", model, tmp_path, None)
     assert saved["neat_adapter"] == str(tmp_path / "neat") and "peft_adapter" not in saved
@@ -125,7 +127,7 @@ def test_neat_saves_its_format_and_says_why_peft_cannot_hold_it(tmp_path):
 def test_pissa_and_milora_adapters_are_saved_as_lora_of_the_original_weights(method, tmp_path):
     from peft import PeftModel
 
-    model = LM.build(method, tiny_llama(), RECIPES[method], TARGETS)
+    model = LM.build(method, tiny_llama(), RECIPES[method], "causal")
     initial = LM.save_initial(method, model, tmp_path)
     _perturb(model)
     saved = LM.save_trained(method, model, tmp_path, initial)
@@ -139,7 +141,7 @@ def test_pissa_and_milora_adapters_are_saved_as_lora_of_the_original_weights(met
 def test_lora_saves_a_peft_folder_that_reproduces_it(tmp_path):
     from peft import PeftModel
 
-    model = LM.build("lora", tiny_llama(), RECIPES["lora"], TARGETS)
+    model = LM.build("lora", tiny_llama(), RECIPES["lora"], "causal")
     assert LM.save_initial("lora", model, tmp_path) is None
     _perturb(model)
     assert LM.save_trained("lora", model, tmp_path, None) == {"peft_adapter": str(tmp_path / "peft")}

@@ -1,4 +1,4 @@
-"""benchmarks.methods: every method builds on a tiny timm ViT with the expected trainable parameters."""
+"""benchmarks.core.methods: every image method builds on a tiny timm ViT with the expected trainable parameters."""
 
 import pytest
 import timm
@@ -6,7 +6,8 @@ import torch
 
 import neat_core
 import neat_vision
-from benchmarks import methods as M
+from benchmarks.core import methods as M
+from benchmarks.core.catalog import MethodOptions, methods_for
 
 DIM, DEPTH, CLASSES, RANK = 64, 2, 3, 7
 HEAD = DIM * CLASSES + CLASSES
@@ -36,11 +37,11 @@ EXPECTED = {
 FUSED = {"lora": DEPTH * 16 * (DIM + 3 * DIM), "peanut": DEPTH * (3 * DIM * RANK + RANK * 3 * DIM)}  # attn.qkv whole
 
 
-@pytest.mark.parametrize("name", list(M.METHODS))
+@pytest.mark.parametrize("name", methods_for("image"))
 def test_every_method_builds_with_expected_trainable_parameters(name):
     model = tiny()
     heads = neat_vision.head_names(model)
-    built = M.build(name, model, M.MethodOptions(rank=RANK))
+    built = M.build(name, model, MethodOptions(rank=RANK))
     counts = M.parameter_counts(built, heads)
     expected = full_count() - HEAD if name == "full" else EXPECTED[name]
     assert counts == {"trainable_params": expected + HEAD, "head_params": HEAD, "method_params": expected}
@@ -53,7 +54,7 @@ def test_every_method_builds_with_expected_trainable_parameters(name):
 
 @pytest.mark.parametrize("name", ["lora", "fourierft", "peanut"])
 def test_peft_baselines_freeze_the_base_q_and_v_weights(name):
-    built = M.build(name, tiny(), M.MethodOptions(rank=RANK))
+    built = M.build(name, tiny(), MethodOptions(rank=RANK))
     frozen = [n for n, p in built.named_parameters() if n.endswith(("attn.qkv.q.base_layer.weight",
                                                                      "attn.qkv.v.base_layer.weight"))]
     assert len(frozen) == 2 * DEPTH
@@ -62,24 +63,24 @@ def test_peft_baselines_freeze_the_base_q_and_v_weights(name):
 
 @pytest.mark.parametrize("name", list(FUSED))
 def test_fused_peft_target_adapts_attn_qkv_whole(name):
-    built = M.build(name, tiny(), M.MethodOptions(rank=RANK, peft_target="fused"))
+    built = M.build(name, tiny(), MethodOptions(rank=RANK, peft_target="fused"))
     assert M.parameter_counts(built, ["head"])["method_params"] == FUSED[name]
 
 
 def test_neat_depth_and_targets_pass_through():
-    built = M.build("neat", tiny(), M.MethodOptions(rank=4, depth=4, preset="all_linear"))
+    built = M.build("neat", tiny(), MethodOptions(rank=4, depth=4, preset="all_linear"))
     config = neat_core.adapter_configs(built)["default"]
     assert (config.rank, config.depth) == (4, 4)
     assert config.targets == ["attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"]
-    built = M.build("lora", tiny(), M.MethodOptions(targets=("attn.proj",), lora_r=2, lora_alpha=2))
+    built = M.build("lora", tiny(), MethodOptions(targets=("attn.proj",), lora_r=2, lora_alpha=2))
     assert M.parameter_counts(built, ["head"])["method_params"] == DEPTH * 2 * (DIM + DIM)
 
 
 def test_peanut_depth_counts_pairs_and_rejects_unknown_activation():
-    built = M.build("peanut", tiny(), M.MethodOptions(rank=RANK, depth=4))  # our depth 4 = PEFT depth 1
+    built = M.build("peanut", tiny(), MethodOptions(rank=RANK, depth=4))  # our depth 4 = PEFT depth 1
     assert M.parameter_counts(built, ["head"])["method_params"] == EXPECTED["peanut"] + DEPTH * 2 * 2 * RANK * RANK
     with pytest.raises(ValueError, match="PEFT's peanut has no activation 'sin'"):
-        M.build("peanut", tiny(), M.MethodOptions(activation="sin"))
+        M.build("peanut", tiny(), MethodOptions(activation="sin"))
 
 
 def test_unknown_method_lists_the_valid_ones():
@@ -98,7 +99,7 @@ def test_head_parameters_are_found_inside_peft_wrappers():
 
 def test_saved_adapters_restore_the_trained_model(tmp_path):
     x = torch.randn(2, 3, 32, 32)
-    neat = M.build("neat", tiny(), M.MethodOptions(rank=RANK))
+    neat = M.build("neat", tiny(), MethodOptions(rank=RANK))
     with torch.no_grad():
         for p in neat.parameters():
             if p.requires_grad:
@@ -113,3 +114,23 @@ def test_saved_adapters_restore_the_trained_model(tmp_path):
                                                                "README.md"}
     with pytest.raises(ValueError, match="Method 'head' has no adapter to save"):
         M.save_adapter("head", M.build("head", tiny()), tmp_path / "head")
+
+
+def test_the_benchmarks_take_scale_auto_for_neat_and_refuse_it_for_peft_peanut(capsys):
+    from benchmarks.core.flags import method_options
+    from benchmarks.vtab import cli as vtab
+
+    assert method_options(vtab.parse_args(["--scale", "auto", "--method", "neat,lora"])).scale == "auto"
+    assert method_options(vtab.parse_args(["--scale", "0.5"])).scale == 0.5
+    with pytest.raises(SystemExit):
+        vtab.parse_args(["--scale", "big"])
+    assert "argument --scale: expected a finite non-zero number or 'auto', got 'big'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):   # the paper suite's methods include peanut: refused before anything trains
+        vtab.parse_args(["--scale", "auto"])
+    assert capsys.readouterr().err.strip().endswith("error: --scale auto is NEAT's: PEFT's peanut takes one number. "
+                                                    "Drop peanut from --method or give --scale a number.")
+    model = M.build("neat", tiny(), MethodOptions(rank=2, scale="auto"))
+    assert M.auto_scales(model)["auto_scales"]["count"] == 2 * 2   # q and v of 2 blocks
+    with pytest.raises(ValueError, match="PEFT's peanut takes one numeric scaling per config, got scale='auto'; "
+                                         "scale='auto' is NEAT's \\(method neat\\)."):
+        M.build("peanut", tiny(), MethodOptions(scale="auto"))

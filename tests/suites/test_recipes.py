@@ -6,12 +6,15 @@ import argparse
 import pytest
 import timm
 
-from benchmarks import budget, recipes, vtab
-from benchmarks import methods as M
-from benchmarks.catalog import DESCRIPTIONS, TEXT_DESCRIPTIONS
-from benchmarks.cli import with_recipe_flags
-from benchmarks.train import accumulation
-from neat_vision.data import load_splits
+from benchmarks.core import budget
+from benchmarks.core.catalog import MethodOptions, methods_for, size_knob
+from benchmarks.core.errors import SetupError
+from benchmarks.core.flags import with_recipe_flags
+from benchmarks.core.loop import accumulation
+from benchmarks.glue import recipes as glue_recipes
+from benchmarks.vtab import cli as vtab
+from benchmarks.vtab import recipes
+from benchmarks.vtab.data import load_splits
 
 from support.images import write_image_folder
 
@@ -19,19 +22,19 @@ pytestmark = pytest.mark.usefixtures("datasets_cache")  # arrow files in the tes
 
 
 @pytest.mark.parametrize("dataset", recipes.IMAGE_DATASETS)
-@pytest.mark.parametrize("method", list(DESCRIPTIONS))
+@pytest.mark.parametrize("method", methods_for("image"))
 def test_every_image_recipe_cites_every_value(method, dataset):
     recipe = recipes.recipe_for(method, dataset)
     assert recipe.uncited() == []
     assert all(note.strip() for note in recipe.sources.values())
 
 
-@pytest.mark.parametrize("task", recipes.GLUE_TASKS)
-@pytest.mark.parametrize("method", list(TEXT_DESCRIPTIONS))
+@pytest.mark.parametrize("task", glue_recipes.GLUE_TASKS)
+@pytest.mark.parametrize("method", methods_for("text"))
 def test_every_glue_recipe_cites_every_value(method, task):
-    setting = recipes.glue_setting(method, task)
-    assert setting.recipe.uncited() == []
-    assert set(setting.options) <= set(setting.option_sources)
+    recipe = glue_recipes.glue_recipe(method, task)
+    assert recipe.uncited() == []
+    assert all(recipe.sources[k].strip() for k in (*recipe.options, *recipe.data))
 
 
 def test_published_image_recipes():
@@ -50,17 +53,19 @@ def test_published_image_recipes():
 
 
 def test_published_glue_recipes():
-    batches = {t: recipes.glue_setting("lora", t).recipe.batch_size for t in recipes.GLUE_TASKS}
+    batches = {t: glue_recipes.glue_recipe("lora", t).batch_size for t in glue_recipes.GLUE_TASKS}
     assert batches == {"cola": 32, "sst2": 16, "mrpc": 16, "stsb": 16, "qqp": 16, "mnli": 16, "qnli": 32, "rte": 32}
-    cola = recipes.glue_setting("fourierft", "cola")
-    assert (cola.options, cola.recipe.lr, cola.recipe.head_lr, cola.recipe.epochs) == (
+    cola = glue_recipes.glue_recipe("fourierft", "cola")
+    assert (cola.options, cola.lr, cola.head_lr, cola.epochs) == (
         {"n_frequency": 1000, "fourier_scaling": 49.0}, 0.12, 8e-3, 100)
-    mnli = recipes.glue_setting("fourierft", "mnli")
-    assert mnli.options["fourier_scaling"] == 29.0 and "mnli: unknown, our choice: QNLI's row" in mnli.recipe.sources["lr"]
-    neat = recipes.glue_setting("neat-s", "qqp")
-    assert (neat.options, neat.recipe.clip_grad, neat.recipe.warmup) == ({"scale": 1.0, "rank": 1}, None, 0.06)
+    mnli = glue_recipes.glue_recipe("fourierft", "mnli")
+    assert mnli.options["fourier_scaling"] == 29.0 and "mnli: unknown, our choice: QNLI's row" in mnli.sources["lr"]
+    neat = glue_recipes.glue_recipe("neat-s", "qqp")
+    assert (neat.options, neat.clip_grad, neat.warmup, neat.data) == ({"scale": 1.0, "rank": 1}, None, 0.06,
+                                                                      {"max_length": 512})
+    assert glue_recipes.glue_recipe("bitfit", "rte").options == {}   # NEAT-L's loop, not its options
     with pytest.raises(ValueError, match="Unknown GLUE task 'wnli'; choose from cola, sst2"):
-        recipes.glue_setting("lora", "wnli")
+        glue_recipes.glue_recipe("lora", "wnli")
 
 
 def test_command_line_values_replace_and_cite():
@@ -83,7 +88,7 @@ def test_micro_batches_make_the_effective_batch_exactly(batch, micro, world, exp
 
 
 def test_an_effective_batch_that_does_not_split_over_the_processes_is_refused():
-    with pytest.raises(ValueError, match="The effective batch 256 does not split over 3 processes"):
+    with pytest.raises(SetupError, match="The effective batch 256 does not split over 3 processes"):
         accumulation(256, 64, 3)
 
 
@@ -103,16 +108,16 @@ def test_match_to_sizes_every_adapter_method_to_the_reference():
         return budget.method_params(tiny, method, options)
 
     methods = ["neat", "lora", "dora", "fourierft", "vera", "peanut", "head"]
-    matched = budget.match_to("neat", methods, lambda m: M.MethodOptions(), count)
-    target = count("neat", M.MethodOptions())
+    matched = budget.match_to("neat", methods, lambda m: MethodOptions(), count)
+    target = count("neat", MethodOptions())
     assert target == 2 * 2 * (64 * 7 + 7 * 64)
     assert (matched["lora"].lora_r, matched["lora"].lora_alpha) == (7, 7)        # alpha / r stays 1
     assert count("lora", matched["lora"]) == target == count("fourierft", matched["fourierft"])
     for method in ("dora", "vera", "peanut"):
-        size, knob = budget.SIZE_KNOBS[method], matched[method]
+        size, knob = size_knob(method), matched[method]
         step = count(method, budget.resized(method, knob, getattr(knob, size) + 1)) - count(method, knob)
         assert abs(count(method, knob) - target) <= step / 2, method
-    assert matched["head"] == M.MethodOptions()
+    assert matched["head"] == MethodOptions()
 
 
 def test_dry_run_lists_the_paper_plan_with_exact_parameters(capsys):

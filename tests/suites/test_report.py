@@ -1,19 +1,25 @@
-"""benchmarks.report and benchmarks.sweep: the lr chosen on validation only, the Table-4-shaped table, the selection
-table, published rows with differences, summary and plot, from fixture results."""
+"""benchmarks.report, core.report and core.sweep: the lr chosen on validation only, the Table-4-shaped table, the
+selection table, published rows with differences, summary and plot, from fixture results in the shared schema."""
 
 import json
 
 import pytest
 
-from benchmarks import published, report, sweep
-from benchmarks.results import read_result, result_path, write_json_atomic
+from benchmarks import report as report_cli
+from benchmarks.core import report, sweep
+from benchmarks.core.published import rows_for
+from benchmarks.core.results import SCHEMA, read_result, result_path, write_json_atomic
+from benchmarks.core.sweep import Run
+from benchmarks.vtab import published
+from benchmarks.vtab.shape import SHAPE
 
 VIT_B = "vit_base_patch16_224.orig_in21k"
 
 
 def fixture_result(method, dataset, seed, lr, val, test, method_params, head_params=100, model=VIT_B, **options):
-    return {"method": method, "dataset": dataset, "seed": seed, "lr": lr, "lr_grid": [],
-            "selection_score": val, "val_accuracy": val, "accuracy": test,
+    return {"schema": SCHEMA, "suite": "vtab", "method": method, "dataset": dataset, "seed": seed, "lr": lr,
+            "lr_grid": [], "metric": "accuracy", "selection_score": val, "score": test,
+            "scores": {"test": test, "validation": val},
             "method_params": method_params, "head_params": head_params, "trainable_params": method_params + head_params,
             "config": {"model": model, "method_options": options,
                        "data": {"title": {"pets": "OxfordPets", "cifar10": "CIFAR10"}[dataset]}}}
@@ -32,7 +38,7 @@ RESULTS = [
 @pytest.fixture
 def results_dir(tmp_path):
     for r in RESULTS:
-        write_json_atomic(result_path(tmp_path, r["method"], r["dataset"], r["seed"], r["lr"]), r)
+        write_json_atomic(result_path(tmp_path, Run(r["method"], r["dataset"], r["seed"], r["lr"])), r)
     (tmp_path / "runs" / "broken_pets_seed0.json").write_text('{"method": "neat", "accur')  # a torn file
     return tmp_path
 
@@ -54,8 +60,8 @@ def test_expand_lists_every_lr_of_every_grid_once():
 
 
 def test_summary_means_stds_and_averages_of_the_chosen_lr():
-    s = report.summarise(RESULTS)
-    assert s["methods"] == ["neat", "head", "full"]          # the order of benchmarks.catalog.DESCRIPTIONS
+    s = report.summarise(RESULTS, SHAPE)
+    assert s["methods"] == ["neat", "head", "full"]          # the order of core.catalog.METHODS
     assert s["datasets"] == ["pets", "cifar10"]              # the recipe table's order
     neat = s["rows"]["neat"]
     assert neat["cells"]["pets"]["mean"] == pytest.approx(91.0)
@@ -67,7 +73,7 @@ def test_summary_means_stds_and_averages_of_the_chosen_lr():
 
 
 def test_markdown_table_is_shaped_like_table_4():
-    lines = report.markdown_table(RESULTS).splitlines()
+    lines = report.markdown_table(RESULTS, SHAPE).splitlines()
     assert lines[:5] == [
         "| Method | Params | OxfordPets | CIFAR10 | Avg. |",
         "|---|---:|---:|---:|---:|",
@@ -81,14 +87,14 @@ def test_markdown_table_is_shaped_like_table_4():
 
 
 def test_selection_table_shows_grid_chosen_lr_validation_and_test():
-    lines = report.selection_table(RESULTS).splitlines()
+    lines = report.selection_table(RESULTS, SHAPE).splitlines()
     assert lines[0] == "| Method | Dataset | Params | lr grid | Chosen lr | Validation accuracy | Top-1 accuracy |"
     assert "| neat | OxfordPets | 21,504 | 0.003, 0.01 | 0.003 | 80.0 | 91.0 ± 1.4 |" in lines
     assert "| head | OxfordPets | 0 | 0.001, 0.003 | 0.001 | 80.0 | 85.0 |" in lines
 
 
 def test_published_rows_sit_beside_ours_with_differences():
-    text = report.published_table(RESULTS)
+    text = report.published_table(RESULTS, SHAPE)
     lines = text.splitlines()
     assert lines[0] == "| Row | Params | OxfordPets | CIFAR10 | Avg. |"
     # head = LP, full = FF (FourierFT Table 5); OxfordPets LP 90.28, CIFAR10 FF 98.92
@@ -102,7 +108,7 @@ def test_published_rows_sit_beside_ours_with_differences():
     assert not any("depth 6" in line for line in lines)
     assert "FourierFT paper (arXiv 2405.03003) Table 5" in text and "NEAT paper (arXiv 2410.01870)" in text
     tiny = [dict(r, config=dict(r["config"], model="vit_tiny_patch16_224")) for r in RESULTS]
-    assert report.published_table(tiny) == ""   # no published numbers for another backbone
+    assert report.published_table(tiny, SHAPE) == ""   # no published numbers for another backbone
 
 
 def test_the_average_delta_needs_exactly_the_papers_eight_datasets():
@@ -111,20 +117,20 @@ def test_the_average_delta_needs_exactly_the_papers_eight_datasets():
         return {**result, "dataset": dataset, "config": {**result["config"], "data": {"title": dataset}}}
 
     eight = [probe(d) for d in published.ORDER]
-    lines = report.published_table(eight).splitlines()
-    columns = report.summarise(eight)["datasets"]   # the recipe table's order
+    lines = report.published_table(eight, SHAPE).splitlines()
+    columns = report.summarise(eight, SHAPE)["datasets"]   # the recipe table's order
     assert lines[4] == "| Δ | | " + " | ".join(f"{50 - published.ROWS[0].scores[d]:+.1f}" for d in columns) \
         + f" | {50 - 68.36:+.1f} |"
     other = eight[:7] + [probe("digits59")]
-    assert report.published_table(other).splitlines()[4].endswith(" | — |")   # 8 datasets, not the paper's 8
+    assert report.published_table(other, SHAPE).splitlines()[4].endswith(" | — |")   # 8 datasets, not the paper's 8
 
 
 def test_published_rows_of_the_closest_size_and_every_number_as_published():
-    fourier = published.rows_for("fourierft", VIT_B, {}, 72_000)
+    fourier = rows_for(published.ROWS, "fourierft", VIT_B, {}, 72_000)
     assert [r.label for r in fourier] == ["FourierFT (72K)"]
-    assert [r.label for r in published.rows_for("fourierft", VIT_B, {}, 250_000)] == ["FourierFT (239K)"]
-    assert [r.label for r in published.rows_for("neat", VIT_B, {"depth": 6}, 1e6)] == ["NEAT", "NEAT (depth 6)"]
-    lora = published.rows_for("lora", VIT_B, {}, 589_824)[0]
+    assert [r.label for r in rows_for(published.ROWS, "fourierft", VIT_B, {}, 250_000)] == ["FourierFT (239K)"]
+    assert [r.label for r in rows_for(published.ROWS, "neat", VIT_B, {"depth": 6}, 1e6)] == ["NEAT", "NEAT (depth 6)"]
+    lora = rows_for(published.ROWS, "lora", VIT_B, {}, 589_824)[0]
     assert [lora.scores[d] for d in published.ORDER] + [lora.scores["average"]] == [
         93.19, 45.38, 98.78, 74.95, 98.44, 25.16, 92.70, 92.02, 77.58]
     for row in published.ROWS:   # a paper's average is the mean of its eight cells (to its rounding)
@@ -134,7 +140,7 @@ def test_published_rows_of_the_closest_size_and_every_number_as_published():
 
 
 def test_report_cli_writes_table_summary_and_plot(results_dir, capsys):
-    assert report.main([str(results_dir)]) == 0
+    assert report_cli.main([str(results_dir)]) == 0
     table = (results_dir / "report.md").read_text()
     assert table.startswith("# Image classification results\n\n| Method | Params | OxfordPets | CIFAR10 | Avg. |")
     assert "## Learning rates chosen on validation" in table and "## Published numbers beside ours" in table
@@ -147,12 +153,15 @@ def test_report_cli_writes_table_summary_and_plot(results_dir, capsys):
 
 
 def test_report_of_an_empty_folder_says_what_to_run(tmp_path, capsys):
-    assert report.main([str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip() == (f"error: No results in {tmp_path / 'runs'}; run python -m "
-                                                f"benchmarks.vtab --out {tmp_path} first.")
+    assert report_cli.main([str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: No results in {tmp_path / 'runs'}; run a suite (python -m "
+                                                f"benchmarks.vtab, .glue, .llm or .ablate) with --out {tmp_path} first.")
 
 
 def test_torn_or_missing_result_files_count_as_unfinished(results_dir):
     assert read_result(results_dir / "runs" / "broken_pets_seed0.json") is None
     assert read_result(results_dir / "runs" / "missing.json") is None
-    assert read_result(result_path(results_dir, "neat", "pets", 0, 0.003))["accuracy"] == 0.90
+    assert read_result(result_path(results_dir, Run("neat", "pets", 0, 0.003)))["score"] == 0.90
+    old = {k: v for k, v in RESULTS[0].items() if k != "schema"}   # a result of an older schema is redone
+    write_json_atomic(results_dir / "runs" / "old.json", old)
+    assert read_result(results_dir / "runs" / "old.json") is None

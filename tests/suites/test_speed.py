@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks import speed
+from benchmarks.speed import cli as speed
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
-"""benchmarks.vtab end to end on tiny generated data, plus neat_vision.data's split rules and transforms."""
+"""benchmarks.vtab end to end on tiny generated data, plus its data module's split rules and transforms."""
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +11,14 @@ from PIL import Image
 from conftest import killed_after
 from timm.models import save_for_hf
 
-import benchmarks.models as models_module
-import neat_vision.data as data_module
-from benchmarks import image_runs, vtab
-from benchmarks.models import ModelSource, create_model
-from neat_vision.data import build_transform, holdout, load_splits
+import benchmarks.core.models as models_module
+import benchmarks.vtab.data as data_module
+from benchmarks.core.models import ModelSource, create_model
+from benchmarks.vtab import cli as vtab
+from benchmarks.vtab import plan as image_runs
+from benchmarks.vtab.data import build_transform, holdout, load_splits
 
+from support.distributed import become_rank, free_port
 from support.images import write_image_folder
 
 pytestmark = pytest.mark.usefixtures("datasets_cache")  # arrow files in the test's own folder
@@ -109,7 +110,7 @@ def test_model_path_accepts_a_safetensors_file_and_the_head_is_fresh(tmp_path):
 
 def test_counts_are_made_on_the_architecture_that_trains(checkpoint):
     """--model-path FOLDER --model-args {...}: the meta-device copy used for counts gets the same arguments."""
-    from benchmarks.models import architecture
+    from benchmarks.core.models import architecture
 
     source = ModelSource("vit_tiny_patch16_224", str(checkpoint), {"img_size": 64})
     trained, counted = create_model(source, 4), architecture(source, 4)
@@ -189,8 +190,8 @@ def test_cli_end_to_end_on_local_data_and_a_local_checkpoint(tmp_path, image_fol
     neat = json.loads((out / "runs" / "neat_pets_seed0_lr0.005.json").read_text())
     assert (neat["method"], neat["dataset"], neat["seed"], neat["lr"]) == ("neat", "pets", 0, 5e-3)
     assert neat["method_params"] == 2 * 2 * (64 * 7 + 7 * 64) and neat["head_params"] == 64 * 3 + 3
-    assert 0.0 <= neat["accuracy"] <= 1.0 and neat["train_images_per_s"] > 0
-    assert neat["selection_score"] == neat["val_accuracy"]
+    assert 0.0 <= neat["score"] <= 1.0 and neat["train_images_per_s"] > 0 and neat["metric"] == "accuracy"
+    assert neat["scores"] == {"test": neat["score"], "validation": neat["selection_score"]}
     recipe = neat["config"]["recipe"]
     assert {k: recipe[k] for k in ("head_lr", "lr", "weight_decay", "epochs", "batch_size", "clip_grad", "lrs")} == {
         "head_lr": 5e-3, "lr": 5e-3, "weight_decay": 8e-4, "epochs": 2, "batch_size": 8, "clip_grad": 1.0,
@@ -215,8 +216,8 @@ def test_cli_end_to_end_on_local_data_and_a_local_checkpoint(tmp_path, image_fol
                                                                         "adapter_model.safetensors"}
     table = (out / "report.md").read_text()
     assert "| Method | Params | OxfordPets | Avg. |" in table
-    assert f"| neat | 3.6K | {100 * neat['accuracy']:.1f} |" in table
-    assert f"| neat | OxfordPets | 3,584 | 0.005 | 0.005 | {100 * neat['val_accuracy']:.1f} |" in table
+    assert f"| neat | 3.6K | {100 * neat['score']:.1f} |" in table
+    assert f"| neat | OxfordPets | 3,584 | 0.005 | 0.005 | {100 * neat['selection_score']:.1f} |" in table
     assert (out / "accuracy_vs_params.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "neat on pets seed 0 lr 0.005: test accuracy" in capsys.readouterr().out
 
@@ -252,20 +253,14 @@ def test_a_sweep_killed_half_way_resumes_without_recomputing_finished_lrs(tmp_pa
 
 def _ddp_rank(rank: int, argv: list[str], port: int) -> None:
     """One torchrun-style worker: the environment torchrun sets, then the CLI."""
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
+    become_rank(rank, port)
     assert vtab.main(argv) == 0
 
 
 def test_ddp_on_two_cpu_processes_writes_one_result(tmp_path, image_folder, checkpoint, capfd):
-    import socket
-
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     out = tmp_path / "out"
     argv = ["--dataset", "pets", "--method", "neat", "--data-dir", str(image_folder), "--model-path",
             str(checkpoint), "--epochs", "1", "--batch-size", "8", "--micro-batch", "2", "--workers", "0",
@@ -283,7 +278,7 @@ def test_augmentations_are_reproducible_and_differ_between_workers():
     import datasets
     from torch.utils.data import DataLoader
 
-    from neat_vision.data import ImageDataset
+    from benchmarks.vtab.data import ImageDataset
 
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (24, 24, 3), dtype=np.uint8))
     data = datasets.Dataset.from_dict({"image": [image] * 4, "label": [0] * 4},
@@ -306,11 +301,10 @@ def test_augmentations_are_reproducible_and_differ_between_workers():
 
 def test_unusable_local_data_is_reported_without_a_traceback(tmp_path, capsys):
     missing = tmp_path / "nowhere"
-    assert vtab.main(["--dataset", "pets", "--method", "head", "--data-dir", str(missing),
-                      "--out", str(tmp_path / "out")]) == 2
-    assert capsys.readouterr().err.strip() == (
-        f"error: --data-dir {missing} is not a folder; expected an ImageFolder tree (train/, test/, optional val/) "
-        "or a datasets.save_to_disk folder.")
+    with pytest.raises(SystemExit) as exit_info:   # refused while parsing, before anything loads
+        vtab.main(["--dataset", "pets", "--method", "head", "--data-dir", str(missing), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().endswith(f"error: --data-dir {missing} does not exist.")
     flat = write_image_folder(tmp_path / "flat", {"train": 2})  # no test/ folder
     assert vtab.main(["--dataset", "pets", "--method", "head", "--data-dir", str(flat),
                       "--out", str(tmp_path / "out")]) == 2

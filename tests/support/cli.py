@@ -8,18 +8,17 @@ import sys
 from pathlib import Path
 
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]   # the repository
 
 
 HEAVY = ("torch", "timm", "transformers", "gradio", "peft", "datasets")
 
 
 PROBE = """
-import json, sys
-from importlib import import_module
-module = import_module({module!r})
+import json, runpy, sys
+sys.argv = [{module!r}, *{argv!r}]
 try:
-    module.main({argv!r})
+    runpy.run_module({module!r}, run_name="__main__", alter_sys=True)   # as `python -m MODULE ARGV` runs it
     code = 0
 except SystemExit as done:
     code = done.code
@@ -28,7 +27,7 @@ print(json.dumps({{"code": code, "heavy": [m for m in {heavy!r} if m in sys.modu
 
 
 def bad_flag(module: str, argv: list[str]) -> tuple[int, list[str], str]:
-    """(exit code, heavy modules loaded, the error line) of `module.main(argv)` in a fresh interpreter."""
+    """(exit code, heavy modules loaded, the error line) of `python -m module argv` in a fresh interpreter."""
     done = subprocess.run([sys.executable, "-c", PROBE.format(module=module, argv=argv, heavy=HEAVY)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     *lines, last = done.stderr.strip().splitlines()
