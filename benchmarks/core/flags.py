@@ -20,7 +20,7 @@ from glob import glob
 from pathlib import Path
 from typing import Any
 
-from .catalog import ACTIVATIONS, PRESETS, MethodOptions, size_knob
+from .catalog import ACTIVATIONS, PRESETS, MethodOptions, check_methods, size_knob
 from .recipe import COMMAND_LINE, Recipe
 
 DEFAULT_CACHE = Path(".cache") / "neat-peft"   # the smoke suites' generated assets (--cache-dir)
@@ -280,3 +280,19 @@ def check_paths(args: argparse.Namespace) -> None:
         value = getattr(args, flag, None)
         if value and not Path(value).exists():
             raise ValueError(f"--{flag.replace('_', '-')} {value} does not exist.")
+
+
+def check_suite(args: argparse.Namespace, known: tuple[str, ...], items: list[str], recipe: Callable[[str, str], Any],
+                what: str) -> None:
+    """The checks of a classifier suite's flags, each a ValueError: seeds, method names (--save-adapters' too), a
+    recipe for every (method, dataset or task), --match-params, option names, paths, nothing empty."""
+    args.seeds = seed_list(args.seeds or "0")
+    check_methods(args.methods + args.save_adapters, known)
+    for method in args.methods:
+        for item in items:
+            recipe(method, item)
+    args.match_params = check_match(args.match_params, known)
+    check_options(args, args.methods)
+    check_paths(args)
+    if not (args.methods and items and args.seeds):
+        raise ValueError(f"--method, {what} and --seeds each need at least one value.")

@@ -18,10 +18,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..core.catalog import check_methods, methods_for
+from ..core.catalog import methods_for
 from ..core.flags import (add_option_flags, add_process_flags, add_run_flags, add_save_flag, add_source_flags,
-                          add_sweep_flags, check_match, check_options, check_paths, chosen, names, positive_int,
-                          seed_list, suite_parser)
+                          add_sweep_flags, check_suite, chosen, names, positive_int, suite_parser)
 from .recipes import GLUE_TASKS, glue_recipe
 
 DEFAULT_MODEL = "roberta-base"
@@ -59,14 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.out = args.out or str(Path("results") / "glue")
     args.workers = DEFAULT_WORKERS if args.workers is None else args.workers
     try:
-        args.seeds = seed_list(args.seeds or "0")
-        check_methods(args.methods + args.save_adapters, METHODS)
-        [glue_recipe(m, t) for m in args.methods for t in args.tasks]
-        args.match_params = check_match(args.match_params, METHODS)
-        check_options(args, args.methods)
-        check_paths(args)
-        if not (args.methods and args.tasks and args.seeds):
-            raise ValueError("--method, --tasks and --seeds each need at least one value.")
+        check_suite(args, METHODS, args.tasks, glue_recipe, "--tasks")
     except ValueError as err:
         p.error(str(err))
     return args

@@ -19,10 +19,9 @@ import argparse
 import json
 import sys
 
-from ..core.catalog import PEFT_TARGETS, check_methods, methods_for
+from ..core.catalog import PEFT_TARGETS, methods_for
 from ..core.flags import (DEFAULT_CACHE, add_option_flags, add_process_flags, add_run_flags, add_save_flag,
-                          add_source_flags, add_sweep_flags, check_match, check_options, check_paths, chosen, names,
-                          positive_int, seed_list, suite_parser)
+                          add_source_flags, add_sweep_flags, check_suite, chosen, names, positive_int, suite_parser)
 from .recipes import IMAGE_DATASETS, SUITES, recipe_for
 
 METHODS = methods_for("image")
@@ -69,14 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.match_params = suite.match_params if args.match_params is None else args.match_params
     args.micro_batch = args.micro_batch or suite.micro_batch
     try:
-        args.seeds = seed_list(args.seeds or "0")
-        check_methods(args.methods + args.save_adapters, METHODS)
-        [recipe_for(m, d) for m in args.methods for d in args.datasets]
-        args.match_params = check_match(args.match_params, METHODS)
-        check_options(args, args.methods)
-        check_paths(args)
-        if not (args.methods and args.datasets and args.seeds):
-            raise ValueError("--method, --dataset and --seeds each need at least one value.")
+        check_suite(args, METHODS, args.datasets, recipe_for, "--dataset")
     except ValueError as err:
         p.error(str(err))
     return args
