@@ -3,9 +3,12 @@
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
+@pytest.mark.slow
 def test_quick_tour_runs(tmp_path, monkeypatch):
     text = README.read_text()
     tour = text.split("## Quick tour", 1)[1]

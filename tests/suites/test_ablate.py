@@ -53,6 +53,7 @@ def test_activation_plan_gives_each_activation_its_own_grid_on_the_eight_dataset
     assert sin[0].recipe.sources["lrs"] == SWEEP_GRID_NOTE
 
 
+@pytest.mark.slow
 def test_targets_plan_sets_neats_rank_so_the_parameters_stay_as_equal_as_the_rank_allows():
     args = ablate.parse_args(["--study", "targets", "--dataset", "dtd"])
     planned = ablate_runs.image_plan(args)
@@ -70,6 +71,7 @@ def test_targets_plan_sets_neats_rank_so_the_parameters_stay_as_equal_as_the_ran
         assert chosen <= abs(count(name, 1) - target) and chosen <= abs(count(name, 3) - target)
 
 
+@pytest.mark.slow
 def test_scale_plan_sizes_lora_to_neat_and_sweeps_one_grid_that_holds_loras_lrs():
     planned = _plan("--study", "scale", "--dataset", "cars,dtd")
     assert len(planned) == 3 * 2 * 4
@@ -118,6 +120,7 @@ def test_bad_study_and_dataset_names_exit_2_before_any_heavy_import(argv, messag
 
 
 # --- end to end ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_scale_study_on_the_smoke_data_resumes_and_writes_its_report(tmp_path, monkeypatch, capsys):
     out, cache = tmp_path / "out", tmp_path / "cache"
     argv = ["--study", "scale", "--suite", "smoke", "--seeds", "0", "--lrs", "0.01,0.03", "--epochs", "1",
@@ -159,6 +162,7 @@ def test_scale_study_on_the_smoke_data_resumes_and_writes_its_report(tmp_path, m
     assert "3 of 6 runs already finished" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_scale_study_on_glue_tasks_runs_neat_l_at_its_and_loras_published_lr(offline_assets, tmp_path):  # noqa: F811
     out = tmp_path / "glue"
     argv = ["--study", "scale", "--tasks", "sst2", "--model-path", str(offline_assets / "model"), "--data-dir",

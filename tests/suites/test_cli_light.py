@@ -61,6 +61,7 @@ from support.cli import bad_flag
     ("benchmarks.speed", ["--warmup", "-1"], "python -m benchmarks.speed: error: argument --warmup: expected a "
                                              "non-negative integer, got '-1'"),
 ])
+@pytest.mark.slow
 def test_a_bad_flag_exits_2_before_any_heavy_import(module, argv, message):
     code, heavy, error = bad_flag(module, argv)
     assert (code, error) == (2, message)
@@ -87,6 +88,7 @@ def test_the_plain_names_agree_with_the_registries():
     assert glue_recipes.GLUE_TASKS == tuple(glue_data.TASKS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["benchmarks.vtab", "benchmarks.glue", "benchmarks.llm", "benchmarks.ablate",
                                     "benchmarks.speed"])
 def test_every_suite_refuses_a_device_this_machine_lacks_at_once(module):

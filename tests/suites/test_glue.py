@@ -110,6 +110,7 @@ def _cli(assets, out, *extra: str) -> list[str]:
             "--epochs", "2", "--batch-size", "8", "--workers", "0", "--threads", "1", "--no-progress", *extra]
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_single_sentence_pair_and_regression_tasks_then_resume(offline_assets, tmp_path, capsys):
     out = tmp_path / "glue"
     args = _cli(offline_assets, out, "--method", "neat-s,lora", "--tasks", "sst2,mrpc,stsb")
@@ -159,6 +160,7 @@ def test_cli_end_to_end_single_sentence_pair_and_regression_tasks_then_resume(of
         == {k: v for k, v in finished.items() if k != "lora_mrpc_seed0_lr0.0004.json"}
 
 
+@pytest.mark.slow
 def test_a_sweep_selects_lr_and_epoch_on_a_held_out_slice_of_train_and_reports_validation(offline_assets, tmp_path):
     out = tmp_path / "glue"
     assert glue_cli.main(_cli(offline_assets, out, "--method", "neat-l", "--tasks", "sst2", "--lrs", "1e-3,1e-2")) == 0
@@ -175,6 +177,7 @@ def test_a_sweep_selects_lr_and_epoch_on_a_held_out_slice_of_train_and_reports_v
     assert f"| neat-l | SST-2 | {best['method_params']:,} | 0.001, 0.01 | {best['lr']:g} |" in table
 
 
+@pytest.mark.slow
 def test_match_params_sizes_the_baselines_to_neat_l(offline_assets, tmp_path):
     out = tmp_path / "out"
     args = _cli(offline_assets, out, "--method", "neat-l,lora,fourierft", "--tasks", "sst2", "--epochs", "1",
@@ -188,6 +191,7 @@ def test_match_params_sizes_the_baselines_to_neat_l(offline_assets, tmp_path):
     assert found["lora"]["config"]["matched_to"] == "neat-l"
 
 
+@pytest.mark.slow
 def test_a_checkpoint_stored_in_fp16_trains_with_fp32_weights_and_says_so(offline_assets, tmp_path):
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
@@ -223,6 +227,7 @@ def test_no_network_and_no_local_data_names_the_flag(offline_assets, tmp_path, m
         "DIR/sst2/train.csv and DIR/sst2/validation.csv)).")
 
 
+@pytest.mark.slow
 def test_offline_mode_without_a_cached_copy_names_the_flag(offline_assets, tmp_path):
     """A real `python -m benchmarks.glue` with HF_HUB_OFFLINE and an empty Hugging Face cache."""
     import os

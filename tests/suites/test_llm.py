@@ -39,6 +39,7 @@ def cli(cache: Path, out: Path, *extra: str) -> list[str]:
             "1", "--no-progress", "--eval-limit", "4", *extra]
 
 
+@pytest.mark.slow
 def test_end_to_end_neat_and_lora_then_resume(cache, tmp_path, capsys):
     out = tmp_path / "out"
     args = cli(cache, out, "--method", "neat,lora", "--tasks", "commonsense,math", "--tests", "boolq,piqa,gsm8k,MATH",
@@ -99,6 +100,7 @@ def _ddp_rank(rank: int, argv: list[str], port: int) -> None:
     assert llm.main(argv) == 0
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_matches_one_process(cache, tmp_path, capfd):
     import torch.multiprocessing as mp
 
@@ -140,6 +142,7 @@ def test_bad_flags_are_one_argparse_error(capsys, flag, value, message):
     assert capsys.readouterr().err.strip().endswith(f"error: {message}")
 
 
+@pytest.mark.slow
 def test_flags_are_checked_before_torch_is_imported():
     code = ("import sys\nfrom benchmarks.llm import cli as llm\ntry:\n    llm.parse_args(['--method', 'x'])\n"
             "except SystemExit:\n    pass\nprint(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
@@ -147,6 +150,7 @@ def test_flags_are_checked_before_torch_is_imported():
     assert done.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_a_model_type_without_a_preset_suggests_targets_and_writes_nothing(cache, tmp_path, capsys):
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
@@ -162,6 +166,7 @@ def test_a_model_type_without_a_preset_suggests_targets_and_writes_nothing(cache
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_data_without_the_needed_fields_is_one_error_and_writes_nothing(cache, tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()

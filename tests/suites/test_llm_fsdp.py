@@ -128,6 +128,7 @@ def _fsdp_rank(rank: int, port: int, env: dict[str, str], folder: str, queue) ->
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_fsdp2_sharded_neat_trains_like_one_process(tmp_path):
     import torch.multiprocessing as mp
 

@@ -99,6 +99,7 @@ def test_closest_size_within_the_granularity():
     assert budget.closest_size(5, lambda n: 100 * n) == (1, 100)       # never below 1
 
 
+@pytest.mark.slow
 def test_match_to_sizes_every_adapter_method_to_the_reference():
     def tiny():
         return timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=3, img_size=32, patch_size=8,
@@ -120,6 +121,7 @@ def test_match_to_sizes_every_adapter_method_to_the_reference():
     assert matched["head"] == MethodOptions()
 
 
+@pytest.mark.slow
 def test_dry_run_lists_the_paper_plan_with_exact_parameters(capsys):
     assert vtab.main(["--suite", "paper", "--dry-run", "--method", "neat,fourierft,lora", "--dataset", "pets,dtd"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -130,6 +132,7 @@ def test_dry_run_lists_the_paper_plan_with_exact_parameters(capsys):
     assert "| lora | dtd | 0.001,0.003,0.01 (lr) | 256 | 64 x 4 x 1 | 10 | 589,824 | 36,143 |" in lines
 
 
+@pytest.mark.slow
 def test_dry_run_with_matched_sizes(capsys):
     assert vtab.main(["--suite", "paper", "--dry-run", "--method", "neat,lora,fourierft", "--dataset", "pets",
                       "--match-params", "neat", "--micro-batch", "32"]) == 0

@@ -7,6 +7,10 @@ import pytest
 from benchmarks.speed import cli as speed
 
 
+# every test here reads one timing run of every method
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     out = tmp_path_factory.mktemp("speed")

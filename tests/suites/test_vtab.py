@@ -180,6 +180,7 @@ def test_no_network_stops_at_once_naming_the_flags(monkeypatch, tmp_path, capsys
     assert not (tmp_path / "out" / "runs").exists()
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_on_local_data_and_a_local_checkpoint(tmp_path, image_folder, checkpoint, offline_hub,
                                                             capsys):
     out = tmp_path / "out"
@@ -222,6 +223,7 @@ def test_cli_end_to_end_on_local_data_and_a_local_checkpoint(tmp_path, image_fol
     assert "neat on pets seed 0 lr 0.005: test accuracy" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_sweep_killed_half_way_resumes_without_recomputing_finished_lrs(tmp_path, monkeypatch):
     out, cache = tmp_path / "out", tmp_path / "cache"
     args = ["--suite", "smoke", "--method", "neat,head", "--lrs", "0.01,0.03", "--epochs", "1",
@@ -257,6 +259,7 @@ def _ddp_rank(rank: int, argv: list[str], port: int) -> None:
     assert vtab.main(argv) == 0
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_writes_one_result(tmp_path, image_folder, checkpoint, capfd):
     import torch.multiprocessing as mp
 
