@@ -120,11 +120,24 @@ def provenance(accelerator) -> dict[str, Any]:
                        "mixed_precision": accelerator.mixed_precision}}
 
 
+def progress_bars(enabled: bool) -> None:
+    """--no-progress: no bars from the loop (it asks `args.no_progress`) nor from the libraries it drives
+    (`datasets` downloads and maps, transformers' downloads and loading)."""
+    if enabled:
+        return
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+
+
 def main_guarded(run: Callable[[argparse.Namespace], int], args: argparse.Namespace,
                  expected: tuple[type[Exception], ...]) -> int:
     """run(args); an `expected` error (missing data or weights, a setup that cannot work) is one line on stderr and
-    exit status 2."""
+    exit status 2. With --no-progress, the libraries' progress bars are off too."""
     try:
+        progress_bars(not getattr(args, "no_progress", False))
         return run(args)
     except expected as err:
         print(f"error: {err}", file=sys.stderr)

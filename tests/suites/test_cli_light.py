@@ -120,3 +120,19 @@ def test_the_suites_use_the_one_hub_probe():
     from benchmarks.vtab import data as vtab_data
 
     assert {m.hub_reachable for m in (models, glue_plan, llm_plan, vtab_data)} == {neat_core.remote.hub_reachable}
+
+
+def test_no_progress_turns_the_libraries_bars_off_too():
+    import datasets
+    import transformers
+
+    from benchmarks.core.runner import progress_bars
+
+    try:
+        progress_bars(True)
+        assert datasets.is_progress_bar_enabled() and transformers.utils.logging.is_progress_bar_enabled()
+        progress_bars(False)   # what --no-progress does before a suite runs
+        assert not datasets.is_progress_bar_enabled() and not transformers.utils.logging.is_progress_bar_enabled()
+    finally:
+        datasets.enable_progress_bars()
+        transformers.utils.logging.enable_progress_bar()
