@@ -129,7 +129,9 @@ def test_no_progress_turns_the_libraries_bars_off_too():
     from benchmarks.core.runner import progress_bars
 
     try:
-        progress_bars(True)
+        datasets.enable_progress_bars()
+        transformers.utils.logging.enable_progress_bar()
+        progress_bars(True)   # bars wanted: left as they are
         assert datasets.is_progress_bar_enabled() and transformers.utils.logging.is_progress_bar_enabled()
         progress_bars(False)   # what --no-progress does before a suite runs
         assert not datasets.is_progress_bar_enabled() and not transformers.utils.logging.is_progress_bar_enabled()
