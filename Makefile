@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_PKGS ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast bench clean
+.PHONY: install test test-fast bench gpu-check clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ test-fast: install
 
 bench: install
 	$(BIN)/python -m benchmarks.vtab --suite smoke
+
+# a machine with one CUDA GPU, no network needed once installed: results/gpu-check/report.md
+gpu-check: install
+	$(BIN)/python -m benchmarks.gpu_check
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -71,6 +71,16 @@ def killed_after(count: int, real):
     return run_job
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` need a GPU: skipped without one (`make gpu-check` runs them on a GPU machine)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def single_thread():
     """The tests' models are tiny: one intra-op thread beats two contended ones (up to ~100x on a shared

@@ -309,7 +309,7 @@ def test_casting_the_base_to_half_precision_keeps_adapters_fp32_bit_for_bit(cast
     assert model.blocks[0].attn.qkv.base_layer.weight.dtype == torch.bfloat16
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.cuda
 def test_half_precision_on_the_gpu_keeps_fp32_adapters_on_the_gpu():
     model = patched_vit().cuda().half()
     assert {(p.device.type, p.dtype) for n, p in model.named_parameters() if ".neat." in n} == {
