@@ -253,6 +253,25 @@ def per_test(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for r in results for test, score in r["scores"].items()]
 
 
+def lenient_table(results: list[dict[str, Any]], shape: Shape) -> str:
+    """The same cells read leniently (results whose tests carry `accuracy_lenient`): a diagnostic beside the headline
+    table, never instead of it; "" when no result has one."""
+    rows = [{**r, "score": r["tests"][test]["accuracy_lenient"]} for r in per_test(results)
+            for test in [r["dataset"]] if "accuracy_lenient" in (r.get("tests") or {}).get(test, {})]
+    if not rows:
+        return ""
+    s, named = summarise(rows, shape), {**titles(rows), **shape.titles}
+    lines = ["| Method | " + " | ".join(named.get(d, d) for d in s["datasets"]) + " | Avg. |",
+             "|---|" + "---:|" * (len(s["datasets"]) + 1)]
+    for m in s["methods"]:
+        row = s["rows"][m]
+        lines.append(f"| {m} | " + " | ".join(cell_text(row["cells"][d]) if d in row["cells"] else "—"
+                                              for d in s["datasets"]) + f" | {row['average']:.1f} |")
+    return "\n".join(lines) + "\n\nThe lenient reading also counts an answer given without the source's answer " \
+        "marker (the last number, a bare \\boxed{}, $...$): a diagnostic of how far the headline's reading of the " \
+        "source decides the score, not a score to compare with the published rows.\n"
+
+
 def markdown_report(results: list[dict[str, Any]], shape: Shape) -> str:
     """Every section of report.md (without its heading)."""
     if shape.per_test:
@@ -287,6 +306,9 @@ def _per_task_report(results: list[dict[str, Any]], shape: Shape) -> str:
         published = published_table(rows, shape)
         if published:
             parts.append("### Published numbers beside ours\n\n" + published)
+        lenient = lenient_table(rs, shape)
+        if lenient:
+            parts.append("### Lenient reading (a diagnostic, not the headline)\n\n" + lenient)
         if shape.speed:
             parts += ["### Training speed\n", speed_table(rs, tuple(shape.descriptions))]
     return "\n".join(parts)

@@ -42,6 +42,10 @@ def _check(chosen_: list[str], known: tuple[str, ...] | list[str], what: str) ->
 def parser() -> argparse.ArgumentParser:
     p = suite_parser("python -m benchmarks.llm", __doc__)
     p.add_argument("--suite", default="paper", choices=sorted(SUITES), help="default tasks, methods and model")
+    p.add_argument("--rescore", metavar="FILE", help="score saved generations again, without a model: JSON lines "
+                   "with test, generation, answer (or a run's predictions/<run>.json); prints each row with "
+                   "prediction and correct (and the lenient reading) as JSON lines, the accuracy per test set on "
+                   "stderr")
     p.add_argument("--task", "--tasks", dest="tasks", help=f"comma list of {', '.join(TASK_TESTS)}")
     p.add_argument("--method", "--methods", dest="methods", help=f"comma list of {', '.join(METHODS)}")
     p.add_argument("--tests", help="comma list of test sets (default: all of each task's)")
@@ -97,7 +101,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.rescore:
+        return rescore(Path(args.rescore))
     from ..core.runner import main_guarded
     from . import plan   # torch and transformers load only after the flags are valid
 
     return main_guarded(plan.run, args, plan.EXPECTED_ERRORS)
+
+
+def rescore(path: Path) -> int:
+    """--rescore: both readings of every saved generation (pure Python: no torch, no model)."""
+    import sys
+
+    from .rescore import RescoreError
+    from .rescore import rescore as score
+
+    try:
+        score(path)
+    except RescoreError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

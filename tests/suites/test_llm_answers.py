@@ -210,3 +210,47 @@ def test_derive_answer_rules():
     assert A.derive_answer("boxed", "Hence $\\boxed{\\{1,2\\}}$.") == "\\{1,2\\}"
     assert A.derive_answer("boxed", "Hence $\\boxed 5$.") is None
     assert A.derive_answer("gsm8k", "no marker") is None
+
+
+# --- python -m benchmarks.llm --rescore ------------------------------------------------------------------------------
+def test_rescore_a_mixed_file_gives_the_recorded_verdicts_and_the_accuracy_per_test_set(tmp_path, capsys):
+    from benchmarks.llm import cli
+
+    mixed = ROWS["gsm8k"][:20] + ROWS["math"][:20] + ROWS["commonsense"]
+    path = tmp_path / "generations.jsonl"
+    path.write_text("".join(json.dumps({k: r[k] for k in ("test", "generation", "answer")}) + "\n" for r in mixed))
+    assert cli.main(["--rescore", str(path)]) == 0
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["prediction"], r["correct"]) for r in rows] == [(r["prediction"] or "", r["correct"]) for r in mixed]
+    assert all(r["correct_lenient"] >= r["correct"] for r in rows)   # the lenient reading is never below
+    for test in ("gsm8k", "MATH", "boolq"):
+        mine = [r for r in mixed if r["test"] == test]
+        right = sum(r["correct"] for r in mine)
+        assert f"{test}: accuracy {right / len(mine):.4f} ({right}/{len(mine)}; lenient reading" in err
+
+
+def test_rescore_takes_a_runs_own_predictions_and_refuses_bad_lines_with_one_message(tmp_path, capsys):
+    from benchmarks.llm import cli
+
+    run = tmp_path / "neat_math_seed0_lr0.0003.json"   # OUT/predictions/<run>.json
+    run.write_text(json.dumps({"gsm8k": [{"instruction": "q", "answer": "8", "generation": "So 2.\nThe answer is: 8",
+                                          "prediction": "8", "correct": True}]}))
+    assert cli.main(["--rescore", str(run)]) == 0
+    assert json.loads(capsys.readouterr().out)["prediction_lenient"] == "8"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"test": "gsm8k", "generation": "x"}) + "\n")
+    assert cli.main(["--rescore", str(bad)]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: --rescore {bad}, line 1: missing field(s) answer; each line "
+                                                "needs test, generation and answer.")
+    bad.write_text(json.dumps({"test": "physics", "generation": "x", "answer": "1"}) + "\n")
+    assert cli.main(["--rescore", str(bad)]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: Unknown test set 'physics'; the suite's test sets are "
+                                                      "boolq, piqa")
+
+
+def test_predictions_are_stored_with_every_digit():
+    from benchmarks.llm.rescore import scored
+
+    found = scored("gsm8k", "The answer is: 12345678", "12345678")
+    assert found["prediction"] == "12345678" and found["correct"] is True   # never %g's 1.23457e+07
