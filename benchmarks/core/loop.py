@@ -132,16 +132,48 @@ class MemoryMeter:
                 "mean_reserved_mib": (sum(self.reserved) / len(self.reserved) / mib) if self.reserved else 0.0}
 
 
+class BestCheckpoint:
+    """Keeps the trainable weights of the step with the lowest held-out loss, in memory (no checkpoint files), and
+    puts them back at the end: Trainer's `load_best_model_at_end` with evaluation every `every` optimizer steps, as
+    the lineage's scripts that hold out a validation set run it."""
+
+    def __init__(self, every: int, loss: Callable[[nn.Module], float]) -> None:
+        self.every, self.loss = every, loss
+        self.best, self.best_step, self.kept, self.losses = math.inf, None, None, []
+
+    def step(self, model: nn.Module, done: int, trainable: list[torch.Tensor]) -> float:
+        """Evaluate at every `every`-th step, keep the weights when they are the best so far; returns the seconds."""
+        if done % self.every:
+            return 0.0
+        start = time.perf_counter()
+        model.eval()
+        value = self.loss(model)
+        model.train()
+        self.losses.append([done, value])
+        if value < self.best:
+            self.best, self.best_step = value, done
+            self.kept = [p.detach().clone() for p in trainable]
+        return time.perf_counter() - start
+
+    def restore(self, trainable: list[torch.Tensor]) -> dict[str, Any]:
+        if self.kept is not None:
+            with torch.no_grad():
+                for param, kept in zip(trainable, self.kept):
+                    param.copy_(kept)
+        return {"best_step": self.best_step, "best_eval_loss": self.best, "eval_losses": self.losses}
+
+
 def train(model: nn.Module, loader: DataLoader, recipe: Recipe, accelerator, loss_fn: LossFn, *,
           heads: list[str] = (), grad_accum: int = 1, max_steps: int | None = None,
-          on_epoch_end: Callable[[int, nn.Module], None] | None = None, progress: bool = True, unit: str = "images"
-          ) -> tuple[nn.Module, dict[str, Any]]:
+          on_epoch_end: Callable[[int, nn.Module], None] | None = None, keep_best: BestCheckpoint | None = None,
+          progress: bool = True, unit: str = "images") -> tuple[nn.Module, dict[str, Any]]:
     """Train for recipe.epochs (or `max_steps` optimizer steps), one optimizer step per `grad_accum` micro-batches
     of `loader` (and one for an epoch's remainder), gradients clipped to recipe.clip_grad, the lr warming up then
-    decaying linearly to zero; calls `on_epoch_end(epoch, prepared model)` after each epoch. `loader` must be prepared
-    (`make_loader`). Returns the prepared (wrapped) model and the statistics: the last epoch's mean loss, the loss
-    of every optimizer step (mean over its micro-batches and processes), `unit`/s over all epochs, the training
-    seconds (on_epoch_end's time not counted), the steps and, on a GPU, memory."""
+    decaying linearly to zero; calls `on_epoch_end(epoch, prepared model)` after each epoch; with `keep_best`, ends on
+    the weights of its best evaluated step. `loader` must be prepared (`make_loader`). Returns the prepared (wrapped)
+    model and the statistics: the last epoch's mean loss, the loss of every optimizer step (mean over its
+    micro-batches and processes), `unit`/s over all epochs, the training seconds (evaluation not counted), the
+    steps and, on a GPU, memory."""
     optimizer = optimizer_for(model, list(heads), recipe)
     model, optimizer = accelerator.prepare(model, optimizer)
     per_epoch = math.ceil(len(loader) / grad_accum)
@@ -181,6 +213,8 @@ def train(model: nn.Module, loader: DataLoader, recipe: Recipe, accelerator, los
                 memory.step()
                 step_losses.append(running)
                 running, done = torch.zeros((), device=device), done + 1
+                if keep_best is not None:
+                    start += keep_best.step(model, done, trainable)   # evaluation is not training time
             if count % PROGRESS_EVERY == 0 or i + 1 == len(loader):  # .item() waits for the device: not every step
                 rate = units.item() * accelerator.num_processes / (seconds + time.perf_counter() - start)
                 bar.set_postfix({"loss": f"{total.item() / count:.3f}", f"{unit}/s": f"{rate:.0f}"})
@@ -196,9 +230,10 @@ def train(model: nn.Module, loader: DataLoader, recipe: Recipe, accelerator, los
             break
     losses = accelerator.reduce(torch.stack(step_losses), reduction="mean").tolist() if step_losses else []
     total_units = float(accelerator.reduce(units.float(), reduction="sum").item())
+    best = keep_best.restore(trainable) if keep_best is not None else {}
     return model, {"train_loss": epoch_loss, "step_losses": losses, f"train_{unit}_per_s": total_units / seconds,
                    f"train_{unit}": total_units, "train_seconds": seconds, "optimizer_steps": done,
-                   "gradient_accumulation": grad_accum, **memory.stats()}
+                   "gradient_accumulation": grad_accum, **memory.stats(), **best}
 
 
 @torch.no_grad()

@@ -20,7 +20,8 @@ from ..core import methods as M
 from ..core.catalog import descriptions
 from ..core.errors import SetupError
 from ..core.flags import check_device_loaded, method_options, with_recipe_flags
-from ..core.loop import accelerator_for, accumulation, is_fsdp, make_loader, train, whole_parameters
+from ..core.loop import (BestCheckpoint, accelerator_for, accumulation, is_fsdp, make_loader, train,
+                         whole_parameters)
 from ..core.models import ModelSource, ModelUnavailableError, create_causal_lm, text_tokenizer
 from ..core.recipe import COMMAND_LINE, Recipe
 from ..core.results import adapter_dir, record, write_json_atomic
@@ -234,6 +235,33 @@ def evaluate(model: nn.Module, task: Task, table: Recipe, setup_: Setup, acceler
     return scores, predictions, rates
 
 
+VAL_SEED = 42   # LLM-Adapters' finetune.py: train_test_split(test_size=val_set_size, shuffle=True, seed=42)
+
+
+def held_out(data: Any, table: Recipe, tokenizer: Any, micro: int, seed: int, accelerator
+             ) -> tuple[Any, BestCheckpoint | None]:
+    """(the training examples, the best-checkpoint keeper): with the recipe's `val_set_size` (the lineage's
+    validation hold-out), that many examples are held out (seeded as the lineage does) and the loss on them is
+    evaluated every `eval_steps` optimizer steps; the run ends on the best weights (Trainer's
+    load_best_model_at_end). Without it, all of `data` trains and the last weights are kept."""
+    size = table.data.get("val_set_size") or 0
+    if not size:
+        return data, None
+    parts = data.train_test_split(test_size=size, shuffle=True, seed=VAL_SEED)
+    loader = make_loader(parts["test"], micro, False, 0, seed, accelerator, collator(tokenizer))
+
+    @torch.no_grad()
+    def loss(model: nn.Module) -> float:
+        total, count = torch.zeros((), device=accelerator.device), 0
+        for batch in loader:
+            with accelerator.autocast():
+                total += model(**batch).loss.float()
+            count += 1
+        return float(accelerator.reduce(total / max(count, 1), reduction="mean").item())
+
+    return parts["train"], BestCheckpoint(table.data["eval_steps"], loss)
+
+
 def save(args: argparse.Namespace, job: Job, model: nn.Module, initial: Path | None, accelerator) -> dict[str, Any]:
     """The trained adapter under OUT/adapters/<run>/ (every process gathers FSDP shards; the main one writes)."""
     saved: dict[str, Any] = {}
@@ -262,10 +290,11 @@ def run_job(args: argparse.Namespace, job: Job, setup_: Setup, accelerator) -> d
                if saving and accelerator.is_main_process else None)
     train_on_inputs = bool(table.data.get("train_on_inputs", False))
     data = setup_.train_set(task, table.data["cutoff_len"], train_on_inputs)
+    data, keep_best = held_out(data, table, setup_.tokenizer, job.micro_batch, run.seed, accelerator)
     loader = make_loader(data, job.micro_batch, True, 0, run.seed, accelerator, collator(setup_.tokenizer),
                          drop_last=False)   # the lineage's Trainer keeps the last partial batch
     model, stats = train(model, loader, table, accelerator, lm_loss, grad_accum=job.grad_accum,
-                         max_steps=args.max_steps, progress=not args.no_progress, unit="tokens")
+                         max_steps=args.max_steps, keep_best=keep_best, progress=not args.no_progress, unit="tokens")
     scores, predictions, rates = evaluate(model, task, table, setup_, accelerator, not args.no_progress)
     saved = save(args, job, model, initial, accelerator) if saving else {}
     predictions_path = Path(args.out) / PREDICTIONS / f"{run.name}.json"

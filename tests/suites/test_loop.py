@@ -74,3 +74,23 @@ def test_on_a_gpu_trainable_weights_stay_fp32_under_bf16_autocast_and_memory_is_
     assert precision(model, accelerator) == {"trainable": ["float32"], "frozen": [], "autocast": "bf16"}
     assert stats["peak_memory_mib"] > 0 and stats["peak_reserved_mib"] >= stats["peak_memory_mib"]
     assert stats["mean_reserved_mib"] > 0 and next(model.parameters()).device.type == "cuda"
+
+
+def test_keep_best_ends_on_the_weights_of_the_best_evaluated_step():
+    from benchmarks.core.loop import BestCheckpoint
+
+    accelerator = accelerator_for("cpu")
+    loader = make_loader(TensorDataset(X, Y), 2, False, 0, 0, accelerator)
+    snapshots, scripted = [], iter([0.5, 0.2, 0.9, 0.4])   # held-out losses at steps 1, 2, 3, 4: step 2 is best
+
+    def held_out(model):
+        snapshots.append([p.detach().clone() for p in model.parameters()])
+        return next(scripted)
+
+    model, stats = train(toy(), loader, Recipe(0.1, 1, 8), accelerator, loss_fn,
+                         keep_best=BestCheckpoint(1, held_out), progress=False)
+    assert (stats["best_step"], stats["best_eval_loss"]) == (2, 0.2)
+    assert stats["eval_losses"] == [[1, 0.5], [2, 0.2], [3, 0.9], [4, 0.4]]
+    for param, kept in zip(model.parameters(), snapshots[1]):
+        torch.testing.assert_close(param, kept)
+    assert model.training   # evaluation left the model as the loop had it
