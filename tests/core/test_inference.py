@@ -336,8 +336,8 @@ def test_per_sample_errors_leave_the_model_as_it_was(x):
         model(x)  # x holds 4 samples
     assert str(err.value) == (
         "adapters_per_sample has 3 adapter names, but NEAT layer blocks.0.qkv gets an input of shape (4, 5, 16), whose "
-        "first dimension should be the 3 samples. Give one name per sample of the batch; models that fold more into "
-        "the first dimension (Swin's attention windows, beam search) are not supported.")
+        "first dimension should be the 3 samples (or a multiple of them: k rows per sample, each sample's together, as "
+        "generate's beams and returned sequences). Give one name per sample of the batch.")
     model.train()
     with pytest.raises(ValueError) as err, neat_core.adapters_per_sample(model, ["a", "b", "a", "b"]):
         model(x)
