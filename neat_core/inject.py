@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -110,26 +110,6 @@ def saved_parameters(model: nn.Module, name: str) -> dict[str, nn.Parameter]:
             raise ValueError(f"modules_to_save names {name!r}, which is neither a module nor a parameter of "
                              f"{type(model).__name__}.") from None
     return {f"{name}.{p}": param for p, param in module.named_parameters()}
-
-
-def front_end_config(config: NeatConfig | None, preset: str | None, fields: dict[str, Any],
-                     preset_fields: Callable[[str], dict[str, Any]], default_preset: str,
-                     heads: list[str]) -> NeatConfig:
-    """The NeatConfig a front end's `patch(model, config, preset, train_head, **fields)` means.
-
-    `config` (with `fields` replaced) is taken as given; otherwise the preset's fields (none when the user
-    names `targets` without a preset) updated by `fields`. `heads` join `modules_to_save`.
-    """
-    if config is not None:
-        if preset is not None:
-            raise ValueError("Give either config= or preset=, not both.")
-        config = config.replace(**fields) if fields else config
-    else:
-        base = {} if ("targets" in fields and preset is None) else preset_fields(preset or default_preset)
-        config = NeatConfig(**{**base, **fields})
-    if heads:
-        config = config.replace(modules_to_save=list(dict.fromkeys([*config.modules_to_save, *heads])))
-    return config
 
 
 # --- the model's NEAT state ---------------------------------------------------------------------------

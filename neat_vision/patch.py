@@ -6,9 +6,9 @@ from typing import Any
 
 from torch import nn
 
-import neat_core
 from neat_core import NeatConfig
-from neat_core.inject import front_end_config
+from neat_core.front_end import FrontEnd
+from neat_core.front_end import patch as patch_with
 
 from .presets import preset_fields
 
@@ -30,6 +30,7 @@ def patch(model: nn.Module, config: NeatConfig | None = None, preset: str | None
     activation="sin", targets=[...] replaces the preset). The base is frozen; the adapter and, unless
     train_head=False, the classifier head (`get_classifier()`) are trainable.
     """
-    heads = head_names(model) if train_head else []
-    config = front_end_config(config, preset, fields, lambda name: preset_fields(model, name), "qv", heads)
-    return neat_core.inject(model, config, adapter=adapter)
+    return patch_with(model, FRONT_END, config, preset, train_head, adapter, **fields)
+
+
+FRONT_END = FrontEnd("neat_vision", preset_fields, head_names)
