@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +89,9 @@ class NeatConfig:
                              f"{', '.join(ACTIVATIONS)}.")
         if self.scale != AUTO_SCALE and (not isinstance(self.scale, (int, float)) or isinstance(self.scale, bool)):
             raise ValueError(f"NeatConfig.scale must be a number or {AUTO_SCALE!r}, got {self.scale!r}.")
+        if self.scale != AUTO_SCALE and (not math.isfinite(self.scale) or self.scale == 0):
+            raise ValueError(f"NeatConfig.scale must be finite and non-zero (s multiplies the update; 0 would never "
+                             f"train the adapter), or {AUTO_SCALE!r}; got {self.scale!r}.")
         if self.orientation not in ORIENTATIONS:
             raise ValueError(f"NeatConfig.orientation must be 'out' or 'in', got {self.orientation!r}.")
         if self.compute not in COMPUTE_PATHS:

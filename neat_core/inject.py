@@ -13,13 +13,16 @@ from torch import nn
 
 from .config import NeatConfig
 from .layer import NO_ADAPTER, NeatLinear, SampleAdapters, SliceSpec, adapter_name_error, is_adaptable, layer_features
+from .saved_modules import SavedModule
 
 _REGEX_CHARS = set("^$*+?[](){}|\\")
 CONFIGS_ATTR = "neat_configs"  # model attribute: {adapter name: NeatConfig}
 ACTIVE_ATTR = "neat_active_adapter"
 # A transformers-like `model.config` carries the same two, as JSON ({name: NeatConfig dict}, active name), so that
 # save_pretrained's config.json says which adapters its model.safetensors holds (neat_text.from_pretrained reads it).
-ADAPTER_KEY = re.compile(r"(^|\.)neat\.")  # state-dict keys of NEAT networks: <layer>.neat.<adapter>.<param>
+# state-dict keys of NEAT networks (<layer>.neat.<adapter>.<param>) and of the saved modules' other copies
+# (<module>.neat_saved.<adapter>.<param>)
+ADAPTER_KEY = re.compile(r"(^|\.)neat(_saved)?\.")
 
 
 # --- matching --------------------------------------------------------------------------------------
@@ -40,14 +43,14 @@ def block_index(name: str, layers_pattern: str | None) -> int | None:
 
 
 def plain_modules(model: nn.Module) -> dict[str, nn.Module]:
-    """The model's modules by name (the root as ""), a NEAT layer as one module: its insides are left out, so the
-    names are those of the model without NEAT (what PEFT and a plain checkpoint see)."""
+    """The model's modules by name (the root as ""), a NEAT layer or a saved module as one module: their insides are
+    left out, so the names are those of the model without NEAT (what PEFT and a plain checkpoint see)."""
     found, inside = {}, []
     for name, module in model.named_modules():
         if any(name.startswith(p + ".") for p in inside):
             continue
         found[name] = module
-        if isinstance(module, NeatLinear):
+        if isinstance(module, (NeatLinear, SavedModule)):
             inside.append(name)
     return found
 
@@ -71,9 +74,10 @@ def plan_injection(model: nn.Module, config: NeatConfig) -> dict[str, SliceSpec]
         raise ValueError("NeatConfig.targets is empty: name the layers to adapt (e.g. targets=['attn.qkv']), "
                          "or use a front end's preset (neat_vision.patch / neat_text.patch).")
     adaptable = _adaptable(model)
+    whole = _trained_whole(model, config)
     chosen: list[str] = []
     for pattern in config.targets:
-        hits = [n for n in adaptable if name_matches(pattern, n)]
+        hits = [n for n in [*adaptable, *whole] if name_matches(pattern, n)]
         if not hits:
             raise _no_match_error(model, pattern, adaptable)
         chosen += [n for n in hits if n not in chosen]
@@ -83,24 +87,60 @@ def plan_injection(model: nn.Module, config: NeatConfig) -> dict[str, SliceSpec]
     if not chosen:
         raise ValueError(f"NEAT targets {config.targets} matched layers, but none is left after exclude="
                          f"{config.exclude} and layers={config.layers}; widen the selection.")
+    _check_no_overlap(model, chosen, whole)
     plan = {}
     for name in chosen:
         spec = SliceSpec()
         for pattern, sl in config.slices.items():
             if name_matches(pattern, name):
                 spec = SliceSpec(sl["num_blocks"], tuple(sl["blocks"]))
-        _, out = layer_features(adaptable[name])
+        features, out = layer_features(adaptable[name])
         if out % spec.num_blocks:
             raise ValueError(f"{name} has out_features={out}, which does not split into "
                              f"{spec.num_blocks} equal blocks as slices asks.")
+        width = out // spec.num_blocks if config.orientation == "out" else features
+        if config.rank > width:
+            raise ValueError(f"NeatConfig.rank={config.rank} is larger than {name}'s width {width} (the weight network "
+                             f"reads its {'rows of W^T' if config.orientation == 'out' else 'rows of W'}, "
+                             f"{width} wide): use rank <= {width}, or leave this layer out (exclude=[...]).")
         plan[name] = spec
     for name in config.modules_to_save:
         saved_parameters(model, name)  # raises for a name that is neither a module nor a parameter
     return plan
 
 
-def saved_parameters(model: nn.Module, name: str) -> dict[str, nn.Parameter]:
-    """The parameters (by full name) that modules_to_save entry `name` stands for: a module's, or one parameter."""
+def _trained_whole(model: nn.Module, config: NeatConfig) -> dict[str, str]:
+    """{layer NEAT could adapt: the module trained whole (modules_to_save) that it is or lies in}, for `config`'s
+    entries and the saved modules already on the model."""
+    found = {}
+    for saved in dict.fromkeys([*config.modules_to_save, *(n for n, _ in saved_modules(model))]):
+        try:
+            module = model.get_submodule(saved)
+        except AttributeError:
+            continue   # a bare parameter
+        module = module.original if isinstance(module, SavedModule) else module
+        for sub, child in module.named_modules():
+            if isinstance(child, NeatLinear) or is_adaptable(child):
+                found[f"{saved}.{sub}" if sub else saved] = saved
+    return found
+
+
+def _check_no_overlap(model: nn.Module, chosen: list[str], whole: dict[str, str]) -> None:
+    """A module an adapter trains whole (one copy per adapter) neither holds nor lies inside a NEAT layer."""
+    held = [n for n, _ in neat_layers(model)]
+    pairs = [(whole[n], n) for n in [*chosen, *held] if n in whole]
+    pairs += [(saved, n) for saved in whole.values() for n in held if saved.startswith(n + ".")]
+    if pairs:
+        saved, name = pairs[0]
+        raise ValueError(
+            f"modules_to_save entry {saved!r} overlaps the NEAT layer {name!r}: a module an adapter trains whole "
+            f"cannot also hold or be inside a NEAT layer. Leave {name!r} out of targets (exclude=[{name!r}]) or "
+            f"{saved!r} out of modules_to_save.")
+
+
+def saved_parameters(model: nn.Module, name: str, adapter: str | None = None) -> dict[str, nn.Parameter]:
+    """The parameters (by their plain full names, `head.weight`) that modules_to_save entry `name` stands for: a
+    module's (of a saved module, `adapter`'s copy: default the one in use), or one parameter."""
     try:
         module = model.get_submodule(name)
     except AttributeError:
@@ -109,7 +149,27 @@ def saved_parameters(model: nn.Module, name: str) -> dict[str, nn.Parameter]:
         except AttributeError:
             raise ValueError(f"modules_to_save names {name!r}, which is neither a module nor a parameter of "
                              f"{type(model).__name__}.") from None
+    if isinstance(module, SavedModule):
+        module = module.current if adapter is None else module.module_for(adapter)
     return {f"{name}.{p}": param for p, param in module.named_parameters()}
+
+
+def saved_modules(model: nn.Module) -> Iterator[tuple[str, SavedModule]]:
+    for name, module in model.named_modules():
+        if isinstance(module, SavedModule):
+            yield name, module
+
+
+def _saved_module_names(model: nn.Module, config: NeatConfig) -> list[str]:
+    """The modules_to_save entries that name modules (each gets a copy per adapter; a bare parameter stays shared)."""
+    found = []
+    for name in config.modules_to_save:
+        try:
+            model.get_submodule(name)
+        except AttributeError:
+            continue
+        found.append(name)
+    return found
 
 
 # --- the model's NEAT state ---------------------------------------------------------------------------
@@ -150,8 +210,8 @@ def record_adapters_on_config(model: nn.Module) -> None:
 
 
 def adapter_keys(model: nn.Module) -> set[str]:
-    """The state-dict keys of the model's NEAT networks (every adapter)."""
-    return {f"{name}.neat.{key}" for name, layer in neat_layers(model) for key in layer.neat.state_dict()}
+    """The state-dict keys of the model's NEAT networks (every adapter) and of its saved modules' other copies."""
+    return {key for key in model.state_dict() if ADAPTER_KEY.search(key)}
 
 
 def base_state_dict(model_or_state_dict: nn.Module | Mapping[str, Any]) -> dict[str, Any]:
@@ -206,6 +266,12 @@ def inject(model: nn.Module, config: NeatConfig, adapter: str = "default", *, co
             if wrapped:
                 _replace(model, done, layer.base_layer)
         raise ValueError(f"{added[-1][0]}: {err}") from None
+    for name in _saved_module_names(model, config):   # the adapter's own copy of each module it trains whole
+        module = model.get_submodule(name)
+        if not isinstance(module, SavedModule):
+            module = SavedModule(module)
+            _replace(model, name, module)
+        module.add(adapter)
     route_through_neat_layers(model)
     setattr(model, CONFIGS_ATTR, {**configs, adapter: config})
     set_adapter(model, adapter)
@@ -238,6 +304,8 @@ def set_adapter(model: nn.Module, adapter: str) -> None:
     model.requires_grad_(False)
     for _, layer in neat_layers(model):
         layer.set_adapter(adapter if adapter in layer.neat else None)
+    for _, module in saved_modules(model):
+        module.set_active(adapter)
     for name in configs[adapter].modules_to_save:
         for param in saved_parameters(model, name).values():
             param.requires_grad_(True)
@@ -255,6 +323,11 @@ def delete_adapter(model: nn.Module, adapter: str) -> None:
         raise ValueError(f"Adapter {adapter!r} is merged; call neat_core.unmerge(model) before deleting it.")
     for layer in layers:
         layer.delete_adapter(adapter)
+    for name, module in list(saved_modules(model)):
+        if adapter in module.copies:
+            module.remove(adapter)
+        if not module.copies:   # no adapter trains it any more: the model's own module again
+            _replace(model, name, module.original)
     remaining = {k: v for k, v in configs.items() if k != adapter}
     setattr(model, CONFIGS_ATTR, remaining)
     if active_adapter(model) == adapter:
@@ -271,8 +344,9 @@ def trainable_parameters(model: nn.Module) -> int:
 
 @contextlib.contextmanager
 def disabled(model: nn.Module) -> Iterator[nn.Module]:
-    """Inside the block every NEAT layer computes its base layer's output (merged or not)."""
-    layers = [layer for _, layer in neat_layers(model)]
+    """Inside the block every NEAT layer computes its base layer's output (merged or not) and every saved module its
+    original (the model as it was before any adapter)."""
+    layers = [layer for _, layer in neat_layers(model)] + [module for _, module in saved_modules(model)]
     previous = [layer.disabled for layer in layers]
     for layer in layers:
         layer.disabled = True
@@ -288,10 +362,11 @@ def adapters_per_sample(model: nn.Module, adapters: Sequence[str]) -> Iterator[n
     """Inside the block, sample i of every batch uses adapter `adapters[i]` (`"__base__"`: the base model alone),
     whatever the active adapter; for inference (`model.eval()`, or no grad), on unmerged adapters.
 
-    Works for any model, timm or transformers (`model(x)`, `model(**inputs)`, `model.generate(...)`): each NEAT
-    layer runs its base once for the whole batch (its input's first dimension must be the samples) and adds each
-    adapter's update to that adapter's samples. A layer without a sample's adapter gives that sample the base.
-    Modules outside the NEAT layers (a head in `modules_to_save`) are shared by all samples.
+    Works for any model, timm or transformers (`model(x)`, `model(**inputs)`, `model.generate(...)`, beam search and
+    num_return_sequences included): each NEAT layer runs its base once for the whole batch (its input's first
+    dimension must be the samples, or k rows per sample kept together as generate expands them) and adds each
+    adapter's update to that adapter's samples. A layer without a sample's adapter gives that sample the base. A
+    module the adapters train whole (a head in `modules_to_save`) runs each sample's rows through its adapter's copy.
     """
     if (isinstance(adapters, str) or not isinstance(adapters, Sequence) or not adapters
             or not all(isinstance(a, str) for a in adapters)):
@@ -309,14 +384,20 @@ def adapters_per_sample(model: nn.Module, adapters: Sequence[str]) -> Iterator[n
         raise ValueError(f"adapters_per_sample needs unmerged adapters, but {', '.join(map(repr, merged))} is "
                          "merged; call neat_core.unmerge(model) first.")
     choice = SampleAdapters(tuple(adapters))
+    heads = [module for _, module in saved_modules(model)]
     previous = [layer.sample_adapters for _, layer in layers]  # an enclosing block's choice
+    previous_heads = [module.sample_adapters for module in heads]
     for name, layer in layers:
         layer.set_sample_adapters(choice, name)
+    for module in heads:
+        module.sample_adapters = choice
     try:
         yield model
     finally:
         for (name, layer), before in zip(layers, previous):
             layer.set_sample_adapters(before, name)
+        for module, before in zip(heads, previous_heads):
+            module.sample_adapters = before
 
 
 # --- merging ------------------------------------------------------------------------------------
@@ -327,6 +408,10 @@ def merge(model: nn.Module, safe_merge: bool = False) -> None:
     ValueError names the layer and no weight is changed. Merging an already merged model warns and does nothing.
     """
     layers = [(n, layer) for n, layer in neat_layers(model) if layer.active_adapter is not None]
+    if not layers:
+        raise ValueError(f"This {type(model).__name__} has no active NEAT adapter to merge: patch it "
+                         "(neat_vision.patch / neat_text.patch), load one (neat_core.load_adapter) or choose one "
+                         "(neat_core.set_adapter) first.")
     if any(layer.merged_adapter is not None for _, layer in layers):
         warnings.warn("The NEAT adapter is already merged; merge() did nothing.", UserWarning, stacklevel=2)
         return
@@ -357,6 +442,8 @@ def merge_and_unload(model: nn.Module, safe_merge: bool = False) -> nn.Module:
     for name, layer in list(neat_layers(model)):
         layer.base_layer.weight.requires_grad_(False)
         _replace(model, name, layer.base_layer)
+    for name, module in list(saved_modules(model)):   # the active adapter's copy becomes the model's module
+        _replace(model, name, module.current)
     for attr in (CONFIGS_ATTR, ACTIVE_ATTR):
         if hasattr(model, attr):
             delattr(model, attr)

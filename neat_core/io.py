@@ -21,8 +21,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import NeatConfig
-from .inject import (CONFIGS_ATTR, active_adapter, adapter_configs, inject, neat_layers, plan_injection,
-                     record_adapters_on_config, saved_parameters)
+from .inject import (CONFIGS_ATTR, active_adapter, adapter_configs, delete_adapter, inject, neat_layers,
+                     plan_injection, record_adapters_on_config, saved_parameters, set_adapter)
 from .layer import layer_features, network_shapes
 from .remote import download_adapter, is_repo_id
 
@@ -75,8 +75,8 @@ def _adapter_tensors(model: nn.Module, adapter: str, config: NeatConfig) -> dict
             net = layer.neat[adapter]   # (not state_dict: FSDP2 unshards parameters, not state dicts)
             for pname, tensor in [*net.named_parameters(), *net.named_buffers()]:
                 tensors[f"{name}.neat.{pname}"] = tensor
-    for module_name in config.modules_to_save:
-        tensors.update(saved_parameters(model, module_name))
+    for module_name in config.modules_to_save:   # the adapter's own copy of each module it trains whole
+        tensors.update(saved_parameters(model, module_name, adapter))
     return tensors
 
 
@@ -147,9 +147,12 @@ def save_adapter(model: nn.Module, path: str | os.PathLike, adapter: str | None 
     `modules_to_save` (a head built after patching) is added to the adapter's modules_to_save and saved.
     """
     configs = adapter_configs(model)
+    if not configs:
+        raise ValueError(f"This {type(model).__name__} has no NEAT adapter to save: add one first "
+                         "(neat_vision.patch, neat_text.patch or neat_core.inject).")
     adapter = adapter or active_adapter(model)
     if adapter not in configs:
-        raise ValueError(f"No adapter named {adapter!r} to save; this model has {sorted(configs) or 'none'}.")
+        raise ValueError(f"No adapter named {adapter!r} to save; this model has {sorted(configs)}.")
     if any(layer.merged_adapter for _, layer in neat_layers(model)):
         raise ValueError("The adapter is merged into the weights; call neat_core.unmerge(model) before saving.")
     if base_model_args is not None and not isinstance(base_model_args, dict):
@@ -188,14 +191,26 @@ def read_adapter(path: str | os.PathLike) -> tuple[dict[str, Any], NeatConfig, d
     config_file, weights_file = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     if not config_file.is_file():
         raise FileNotFoundError(f"No {CONFIG_NAME} in {folder}: {hint}.")
+    try:
+        meta = json.loads(config_file.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{config_file} is not a valid NEAT adapter config ({err}); {hint}.") from None
+    if isinstance(meta, dict) and "peft_type" in meta and "config" not in meta:
+        raise _peft_folder_error(folder, meta["peft_type"])
     if not weights_file.is_file():
         raise FileNotFoundError(f"No {WEIGHTS_NAME} in {folder}: {hint}.")
     try:
-        meta = json.loads(config_file.read_text())
         config = NeatConfig.from_dict(meta["config"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{config_file} is not a valid NEAT adapter config ({err}); {hint}.") from None
     return meta, config, read_safetensors(weights_file)
+
+
+def _peft_folder_error(folder: Path, peft_type: Any) -> ValueError:
+    how = {"PEANUT": "neat_core.from_peft(model, folder)",
+           "LORA": "peft.PeftModel.from_pretrained(model, folder), or transformers' model.load_adapter(folder)"}
+    return ValueError(f"{folder} holds a PEFT {peft_type} adapter, not a NEAT adapter folder: load it with "
+                      f"{how.get(str(peft_type).upper(), 'PEFT (peft.PeftModel.from_pretrained(model, folder))')}.")
 
 
 def read_safetensors(path: Path, keys: Callable[[str], bool] | None = None) -> dict[str, torch.Tensor]:
@@ -236,10 +251,12 @@ def resolve_adapter(repo_id_or_path: str | os.PathLike, revision: str | None = N
     return download_adapter(str(repo_id_or_path), (CONFIG_NAME, WEIGHTS_NAME), revision)
 
 
-def _expected_shapes(model: nn.Module, config: NeatConfig, adapter: str) -> dict[str, tuple[int, ...]]:
-    """Tensor name -> shape that `config` gives on `model` (whether or not it is injected yet)."""
+def _expected_shapes(model: nn.Module, config: NeatConfig, adapter: str, fresh: bool = False
+                     ) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape that `config` gives on `model` as `adapter` (injected already, or, when not or when
+    `fresh`, as injecting it would make them)."""
     shapes = {}
-    if adapter in adapter_configs(model):
+    if adapter in adapter_configs(model) and not fresh:
         for name, param in _adapter_tensors(model, adapter, config).items():
             shapes[name] = tuple(param.shape)
         return shapes
@@ -248,7 +265,7 @@ def _expected_shapes(model: nn.Module, config: NeatConfig, adapter: str) -> dict
         for pname, shape in network_shapes(*layer_features(module), config, spec).items():
             shapes[f"{name}.neat.{pname}"] = shape
     for module_name in config.modules_to_save:
-        shapes.update({k: tuple(p.shape) for k, p in saved_parameters(model, module_name).items()})
+        shapes.update({k: tuple(p.shape) for k, p in saved_parameters(model, module_name, adapter).items()})
     return shapes
 
 
@@ -261,28 +278,34 @@ def _mismatches(expected: dict[str, tuple[int, ...]], tensors: dict[str, torch.T
 
 
 def load_adapter(model: nn.Module, path: str | os.PathLike, adapter: str = "default",
-                 revision: str | None = None) -> nn.Module:
+                 revision: str | None = None, replace: bool = False) -> nn.Module:
     """Load an adapter folder, or a Hub repo id ("owner/name" at `revision`; see `resolve_adapter`), into `model`
-    as `adapter` (injecting it if the model does not have it yet).
+    as `adapter`, which becomes the active one.
 
     Config and every tensor shape are checked before anything changes; on a mismatch a ValueError explains
-    it and the model is left as it was.
+    it and the model is left as it was. A name already on the model is refused unless `replace=True`, which
+    puts the loaded adapter (weights, config and trained modules) in place of the one of that name.
     """
     meta, config, tensors = read_adapter(resolve_adapter(path, revision))
     saved_for = meta.get("base_model") or meta.get("model_class") or "another model"
-    return load_tensors(model, config, tensors, adapter, origin=str(path), saved_for=saved_for)
+    return load_tensors(model, config, tensors, adapter, origin=str(path), saved_for=saved_for, replace=replace)
 
 
 def load_tensors(model: nn.Module, config: NeatConfig, tensors: dict[str, torch.Tensor], adapter: str = "default",
-                 origin: str = "the given tensors", saved_for: str = "another model") -> nn.Module:
+                 origin: str = "the given tensors", saved_for: str = "another model", replace: bool = False
+                 ) -> nn.Module:
     """Load `tensors` (keys as `save_adapter` writes them) for `config` into `model` as `adapter`, checking the
-    config and every shape first; on a mismatch a ValueError explains it and the model is left as it was."""
+    config and every shape first; on a mismatch a ValueError explains it and the model is left as it was. An
+    existing `adapter` is refused unless `replace=True`."""
     existing = adapter_configs(model).get(adapter)
-    if existing is not None and existing.structure() != config.structure():
-        raise ValueError(f"Adapter {adapter!r} on this model has a different config than {origin}; load it "
-                         "under another name (adapter=...) or delete the existing one first.")
+    if existing is not None and not replace:
+        raise ValueError(f"Adapter {adapter!r} already exists on this model; load {origin} under another name "
+                         f"(adapter=...), or pass replace=True to put it in place of the existing {adapter!r}.")
+    if existing is not None and any(layer.merged_adapter == adapter for _, layer in neat_layers(model)):
+        raise ValueError(f"Adapter {adapter!r} is merged; call neat_core.unmerge(model) before replacing it.")
+    rebuild = existing is not None and existing != config
     try:
-        expected = _expected_shapes(model, config, adapter)
+        expected = _expected_shapes(model, config, adapter, fresh=rebuild)
     except ValueError as err:
         raise ValueError(f"The adapter at {origin} (saved for {saved_for}) does not fit this "
                          f"{type(model).__name__}: {err}") from None
@@ -291,8 +314,12 @@ def load_tensors(model: nn.Module, config: NeatConfig, tensors: dict[str, torch.
         raise ValueError(f"The adapter at {origin} (saved for {saved_for}) does not fit this "
                          f"{type(model).__name__}: {'; '.join(problems[:5])}"
                          f"{f' (and {len(problems) - 5} more)' if len(problems) > 5 else ''}.")
-    if existing is None:
+    if rebuild:
+        delete_adapter(model, adapter)
+    if existing is None or rebuild:
         inject(model, config, adapter, compute_scales=False)   # scale="auto": the saved scales, not recomputed
+    else:
+        set_adapter(model, adapter)
     targets = _adapter_tensors(model, adapter, config)
     with torch.no_grad():
         for name, tensor in tensors.items():

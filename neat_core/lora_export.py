@@ -37,6 +37,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .inject import active_adapter, adapter_configs, neat_layers
+from .inject import saved_parameters
 from .io import CONFIG_NAME, WEIGHTS_NAME, atomic_write, base_model_name, library_version, with_trained_modules
 from .layer import NeatLinear
 from .peft_view import (PEFT_PREFIX, inside_saved, parameter_entries, peft_module_names, peft_saved_modules,
@@ -151,9 +152,8 @@ def to_lora(model: nn.Module, out_dir: str | os.PathLike, adapter: str | None = 
         tensors[f"{PEFT_PREFIX}{name}.lora_A.weight"] = lora_a
         tensors[f"{PEFT_PREFIX}{name}.lora_B.weight"] = lora_b
         ranks[name] = lora_a.shape[0]
-    for head in heads:
-        for pname, param in model.get_submodule(head).named_parameters():
-            tensors[f"{PEFT_PREFIX}{head}.{pname}"] = param
+    for head in heads:   # the adapter's own copy of each module it trains whole
+        tensors.update({PEFT_PREFIX + k: p for k, p in saved_parameters(model, head, adapter).items()})
     tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
 
     rank, pattern = _rank_pattern(ranks)

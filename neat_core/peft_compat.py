@@ -101,7 +101,7 @@ def _peft_tensors(model: nn.Module, layers: dict[str, NeatLinear], config: NeatC
         scale = 1.0 if net.scales is None else net.scales[0]   # scale="auto": s folded into B (module docstring)
         tensors[f"{key}B.weight"] = net.B[0].t() * scale
     for module_name in config.modules_to_save:
-        tensors.update({PEFT_PREFIX + k: p for k, p in saved_parameters(model, module_name).items()})
+        tensors.update({PEFT_PREFIX + k: p for k, p in saved_parameters(model, module_name, adapter).items()})
     return {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
 
 
@@ -192,9 +192,11 @@ def _import_targets(model: nn.Module, peft_config: dict, layer_names: list[str])
                      f"this {type(model).__name__}; load it into the model it was trained on.")
 
 
-def from_peft(model: nn.Module, peft_dir: str | os.PathLike, adapter: str = "default") -> nn.Module:
+def from_peft(model: nn.Module, peft_dir: str | os.PathLike, adapter: str = "default", replace: bool = False
+              ) -> nn.Module:
     """Load a PEFT PEANuT adapter folder into `model` (a plain transformers model, not a PeftModel) as NEAT
-    adapter `adapter`. Everything is checked before the model changes; a mismatch raises a ValueError."""
+    adapter `adapter`. Everything is checked before the model changes; a mismatch raises a ValueError, and so
+    does a name in use unless `replace=True` (as in `load_adapter`)."""
     folder = Path(peft_dir)
     peft_config, tensors = _read_peft_folder(folder)
     act_fn = peft_config.get("act_fn", "relu")
@@ -211,4 +213,5 @@ def from_peft(model: nn.Module, peft_dir: str | os.PathLike, adapter: str = "def
                         orientation="out", targets=_import_targets(model, peft_config, layer_names),
                         modules_to_save=heads)
     saved_for = peft_config.get("base_model_name_or_path") or "another model"
-    return load_tensors(model, config, {**ours, **rest}, adapter, origin=str(folder), saved_for=saved_for)
+    return load_tensors(model, config, {**ours, **rest}, adapter, origin=str(folder), saved_for=saved_for,
+                        replace=replace)

@@ -93,7 +93,8 @@ def test_plain_checkpoints_load_into_patched_models_and_back(tmp_path):
     plain = tiny_vit()
     result = plain.load_state_dict(model.state_dict(), strict=False)
     assert result.missing_keys == [] and sorted(result.unexpected_keys) == sorted(
-        f"blocks.{i}.attn.qkv.neat.default.{p}" for i in range(2) for p in "AB")
+        [f"blocks.{i}.attn.qkv.neat.default.{p}" for i in range(2) for p in "AB"]
+        + ["head.neat_saved.__base__.bias", "head.neat_saved.__base__.weight"])  # the pre-trained head, kept
     torch.testing.assert_close(vit_outputs(plain), vit_outputs(finetuned), atol=0, rtol=0)
 
 
@@ -109,7 +110,7 @@ def test_partial_adapter_keys_are_a_strict_error_and_old_base_layer_names_still_
     assert str(fresh.load_state_dict(old_names)) == "<All keys matched successfully>"
     torch.testing.assert_close(vit_outputs(fresh), vit_outputs(model), atol=0, rtol=0)
     from_model, from_dict = neat_core.base_state_dict(model), neat_core.base_state_dict(state)
-    assert from_model.keys() == from_dict.keys() == {k for k in state if ".neat." not in k}
+    assert from_model.keys() == from_dict.keys() == {k for k in state if ".neat." not in k and ".neat_saved." not in k}
 
 
 # --- 4. training after merge trained only the head --------------------------------------------------------------
@@ -124,7 +125,9 @@ def test_training_a_merged_model_raises_and_inference_does_not():
         model(IMAGES)  # evaluation in train mode without autograd is fine
     model.eval()(IMAGES)  # and so is eval mode with autograd
     with neat_core.disabled(model.train()):
-        model(IMAGES).sum().backward()  # disabled: the base model trains (the head), as asked
+        out = model(IMAGES)  # disabled: the pre-trained model, its frozen head included, so nothing trains
+    assert not out.requires_grad
+    torch.testing.assert_close(out, vit_outputs(tiny_vit()), **TOL)
     neat_core.unmerge(model)
     model(IMAGES).sum().backward()
     assert model.blocks[0].attn.qkv.neat["default"].B.grad.abs().sum() > 0
@@ -294,17 +297,23 @@ def test_the_probe_asks_the_endpoint_or_its_proxy_once(monkeypatch):
 @pytest.mark.parametrize("cast", ["to_bf16", "half", "bfloat16"])
 def test_casting_the_base_to_half_precision_keeps_adapters_fp32_bit_for_bit(cast):
     model = patched_vit()
-    before = {n: p.clone() for n, p in model.named_parameters() if ".neat." in n}
+    trained = lambda n: ".neat." in n or ".copies." in n  # noqa: E731  (adapters and the adapter's head copy)
+    before = {n: p.clone() for n, p in model.named_parameters() if trained(n)}
+    assert any(".copies.default." in n for n in before)
     {"to_bf16": lambda: model.to(torch.bfloat16), "half": model.half, "bfloat16": model.bfloat16}[cast]()
-    adapters = {n: p for n, p in model.named_parameters() if ".neat." in n}
+    adapters = {n: p for n, p in model.named_parameters() if trained(n)}
+    assert adapters.keys() == before.keys()
     assert all(p.dtype == torch.float32 and torch.equal(p, before[n]) for n, p in adapters.items())
-    assert model.blocks[0].attn.qkv.base_layer.weight.dtype == model.head.weight.dtype != torch.float32
+    assert model.blocks[0].attn.qkv.base_layer.weight.dtype == model.head.original.weight.dtype != torch.float32
+    with torch.no_grad():  # half-precision input runs through the fp32 head and comes back in the input's dtype
+        out = model(IMAGES.to(model.head.original.weight.dtype))
+    assert out.dtype == model.head.original.weight.dtype
     model.double()
     assert {p.dtype for p in model.parameters()} == {torch.float64}  # fp64 is followed
     model.to("meta")
     assert {p.device.type for p in model.parameters()} == {"meta"}  # device moves are followed
     model.to(torch.bfloat16)  # a dtype-only cast leaves every tensor on its device
-    assert {(p.device.type, p.dtype) for n, p in model.named_parameters() if ".neat." in n} == {
+    assert {(p.device.type, p.dtype) for n, p in model.named_parameters() if trained(n)} == {
         ("meta", torch.float32)}
     assert model.blocks[0].attn.qkv.base_layer.weight.dtype == torch.bfloat16
 

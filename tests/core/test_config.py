@@ -32,6 +32,9 @@ def test_single_strings_are_accepted_as_lists():
      "NeatConfig.activation 'swish2' is unknown; choose one of relu, sin, gelu, silu, tanh, identity."),
     ({"orientation": "sideways"}, "NeatConfig.orientation must be 'out' or 'in', got 'sideways'."),
     ({"compute": "fast"}, "NeatConfig.compute must be one of auto, factored, materialized, got 'fast'."),
+    *[({"scale": bad}, f"NeatConfig.scale must be finite and non-zero (s multiplies the update; 0 would never train "
+                       f"the adapter), or 'auto'; got {bad!r}.") for bad in (float("nan"), float("inf"), -float("inf"), 0, 0.0)],
+    ({"scale": "1.0"}, "NeatConfig.scale must be a number or 'auto', got '1.0'."),
     ({"slices": {"qkv": {"num_blocks": 3, "blocks": [0, 3]}}},
      "NeatConfig.slices['qkv'] needs num_blocks >= 2 and distinct blocks in [0, 3), got "
      "{'num_blocks': 3, 'blocks': [0, 3]}."),

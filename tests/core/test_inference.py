@@ -82,7 +82,7 @@ def test_load_adapter_invalidates(x, tmp_path):
     other = two_adapters()
     randomize_adapters(other, seed=7)
     neat_core.save_adapter(other, tmp_path / "a", adapter="a")
-    neat_core.load_adapter(model, tmp_path / "a", adapter="a")
+    neat_core.load_adapter(model, tmp_path / "a", adapter="a", replace=True)
     after = infer(model, x)
     assert (after - before).abs().max() > 1e-3
     assert torch.equal(after, infer(other, x))

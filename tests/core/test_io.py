@@ -51,13 +51,27 @@ def test_round_trip_into_a_fresh_model_with_another_seed(tmp_path, x):
     assert neat_core.trainable_parameters(fresh) == neat_core.trainable_parameters(model)
 
 
-def test_load_into_a_model_that_already_has_the_adapter(tmp_path, x):
+@pytest.mark.parametrize("existing", [
+    dict(rank=3, depth=4, activation="sin", targets=["qkv"], slices=QV, modules_to_save=["head"]),  # same config
+    dict(rank=5, targets=["proj"]),   # another config: replaced whole
+], ids=["same-config", "other-config"])
+def test_a_name_in_use_is_refused_untouched_and_replace_true_puts_the_file_in_its_place(tmp_path, x, existing):
     model = trained()
     neat_core.save_adapter(model, tmp_path)
     other = make_tiny(seed=0)
-    neat_core.inject(other, model.neat_configs["default"])
-    neat_core.load_adapter(other, tmp_path)
+    neat_core.inject(other, NeatConfig(**existing))
+    randomize_adapters(other, seed=5)
+    before, out = state(other), other(x)
+    with pytest.raises(ValueError) as err:
+        neat_core.load_adapter(other, tmp_path)
+    assert str(err.value) == (f"Adapter 'default' already exists on this model; load {tmp_path} under another name "
+                              "(adapter=...), or pass replace=True to put it in place of the existing 'default'.")
+    assert state(other).keys() == before.keys() and all(torch.equal(v, before[k]) for k, v in state(other).items())
+    assert torch.equal(other(x), out) and neat_core.adapter_configs(other)["default"] == NeatConfig(**existing)
+    neat_core.load_adapter(other, tmp_path, replace=True)
     assert torch.equal(other(x), model(x))
+    assert neat_core.adapter_configs(other) == neat_core.adapter_configs(model)
+    assert state(other).keys() == state(model).keys()
 
 
 def test_base_model_name_is_recorded_for_timm(tmp_path):
@@ -116,14 +130,24 @@ def test_missing_config_file_is_refused(tmp_path):
                               "neat_core.save_adapter (adapter_config.json + adapter_model.safetensors).")
 
 
-def test_mismatched_config_under_an_existing_name_is_refused(tmp_path):
-    model = trained()
-    neat_core.save_adapter(model, tmp_path)
-    other = make_tiny()
-    neat_core.inject(other, NeatConfig(rank=5, targets=["proj"]))
-    with pytest.raises(ValueError, match=r"Adapter 'default' on this model has a different config than"):
-        neat_core.load_adapter(other, tmp_path)
-    assert neat_core.adapter_configs(other)["default"].rank == 5
+def test_a_peft_lora_folder_is_named_as_such(tmp_path):
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8}))
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"")
+    fresh = make_tiny()
+    with pytest.raises(ValueError) as err:
+        neat_core.load_adapter(fresh, tmp_path)
+    assert str(err.value) == (f"{tmp_path} holds a PEFT LORA adapter, not a NEAT adapter folder: load it with "
+                              "peft.PeftModel.from_pretrained(model, folder), or transformers' "
+                              "model.load_adapter(folder).")
+    assert not hasattr(fresh, "neat_configs")
+
+
+def test_saving_a_model_without_adapters_says_so(tmp_path):
+    with pytest.raises(ValueError) as err:
+        neat_core.save_adapter(make_tiny(), tmp_path / "out")
+    assert str(err.value) == ("This TinyNet has no NEAT adapter to save: add one first (neat_vision.patch, "
+                              "neat_text.patch or neat_core.inject).")
+    assert not (tmp_path / "out").exists()
 
 
 def test_save_refuses_a_merged_model(tmp_path):

@@ -43,7 +43,7 @@ def test_sgd_moves_only_adapter_and_head_and_grads_only_on_trainable(case, x):
     model, _ = patched(**case)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert trainable and all(".neat.default." in n or n.startswith("head.") for n in trainable)
+    assert trainable and all(".neat.default." in n or n.startswith("head.copies.default.") for n in trainable)
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
     for _ in range(3):
         opt.zero_grad()
@@ -55,7 +55,7 @@ def test_sgd_moves_only_adapter_and_head_and_grads_only_on_trainable(case, x):
     assert changed <= trainable
     assert any(n.endswith(".neat.default.B") for n in changed)
     assert any(n.endswith(".neat.default.A") for n in changed)  # A moves once B is non-zero
-    assert "head.weight" in changed
+    assert "head.copies.default.weight" in changed and "head.original.weight" not in changed  # the adapter's head
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -258,7 +258,7 @@ def test_several_adapters_add_switch_delete(x):
     out_b = model(x)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {"blocks.0.proj.neat.b.A", "blocks.0.proj.neat.b.B", "blocks.1.proj.neat.b.A",
-                         "blocks.1.proj.neat.b.B", "head.weight", "head.bias"}
+                         "blocks.1.proj.neat.b.B", "head.copies.b.weight", "head.copies.b.bias"}
     neat_core.set_adapter(model, "a")
     out_a = model(x)
     assert all(".neat.a." in n for n, p in model.named_parameters() if p.requires_grad)
@@ -267,6 +267,7 @@ def test_several_adapters_add_switch_delete(x):
     neat_core.delete_adapter(model, "b")
     assert sorted(neat_core.adapter_configs(model)) == ["a"]
     assert all("b" not in layer.neat for _, layer in neat_core.neat_layers(model))
+    assert isinstance(model.head, torch.nn.Linear)  # no adapter keeps a copy: the head is the model's own again
     assert torch.equal(model(x), out_a)
     neat_core.delete_adapter(model, "a")
     assert neat_core.active_adapter(model) is None
@@ -279,6 +280,26 @@ def test_adding_an_existing_adapter_name_is_refused():
     model, _ = patched(targets=["qkv"])
     with pytest.raises(ValueError, match=r"Adapter 'default' already exists on this model"):
         neat_core.inject(model, NeatConfig(targets=["proj"]))
+
+
+@pytest.mark.parametrize("first,second", [
+    (NeatConfig(targets=["qkv", "head"], modules_to_save=["head"]), None),
+    (NeatConfig(targets=["head"], rank=2), NeatConfig(targets=["qkv"], modules_to_save=["head"])),
+    (NeatConfig(targets=["qkv"], modules_to_save=["head"]), NeatConfig(targets=["head"], rank=2)),
+], ids=["same-adapter", "saved-after-neat", "neat-after-saved"])
+def test_a_module_trained_whole_and_a_neat_layer_never_overlap(first, second):
+    model = make_tiny()
+    if second is not None:
+        neat_core.inject(model, first, adapter="a")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError) as err:
+        neat_core.inject(model, second or first, adapter="b")
+    assert str(err.value) == (
+        "modules_to_save entry 'head' overlaps the NEAT layer 'head': a module an adapter trains whole cannot also "
+        "hold or be inside a NEAT layer. Leave 'head' out of targets (exclude=['head']) or 'head' out of "
+        "modules_to_save.")
+    assert model.state_dict().keys() == before.keys()
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
 def test_targets_matching_nothing_names_the_pattern_and_leaves_model_unchanged():

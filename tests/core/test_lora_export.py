@@ -146,7 +146,7 @@ def test_half_precision_base_exports_fp32_factors_of_its_weight(tmp_path) -> Non
     layer = ours.transformer.h[0].attn.c_attn
     lora_a, lora_b = (tensors[f"{PREFIX}transformer.h.0.attn.c_attn.lora_{x}.weight"] for x in "AB")
     assert lora_a.dtype == lora_b.dtype == torch.float32
-    assert tensors[f"{PREFIX}score.weight"].dtype == torch.bfloat16  # heads are saved as they are
+    assert tensors[f"{PREFIX}score.weight"].dtype == torch.float32  # the trained head copy stays fp32
     torch.testing.assert_close(lora_b @ lora_a, layer.delta_weight("default"), atol=1e-6, rtol=0)
     assert torch.equal(lora_a, lora_factors(layer, "default")[0])
 
@@ -216,14 +216,23 @@ def _no_adapter_left() -> torch.nn.Module:
     return model
 
 
+def _nested_head_name() -> torch.nn.Module:
+    """A NEAT layer `block.head` beside a saved `head`: PEFT matches modules_to_save by suffix, so it would not
+    adapt `block.head`."""
+    model = torch.nn.Module()
+    model.block, model.head = torch.nn.Module(), torch.nn.Linear(4, 3)
+    model.block.head = torch.nn.Linear(4, 4)
+    return neat_core.inject(model, neat_core.NeatConfig(targets=["block.head"], rank=2, modules_to_save=["head"]))
+
+
 @pytest.mark.parametrize("make,kwargs,error,message", [
     (lambda: tiny_model("bert"), {}, ValueError,
      "This BertForSequenceClassification has no NEAT layers, so there is no NEAT adapter to export"),
     (_no_adapter_left, {}, ValueError, "has NEAT layers but no NEAT adapter"),
     (lambda: neat_text.patch(tiny_model("bert"), rank=2), {"adapter": "nope"}, ValueError,
      r"No adapter named 'nope' to export; this model has \['default'\]"),
-    (lambda: neat_core.inject(make_tiny(), neat_core.NeatConfig(targets=["qkv", "head"], modules_to_save=["head"])),
-     {}, ValueError, "PEFT cannot put LoRA on head: it lies inside a module of modules_to_save"),
+    (_nested_head_name, {}, ValueError, "PEFT cannot put LoRA on block.head: it lies inside a module of "
+     r"modules_to_save \(head\), which PEFT trains whole"),
     (lambda: {"not": "a model"}, {}, TypeError, "to_lora exports an adapter of an nn.Module, got dict"),
 ])
 def test_bad_input_raises_and_writes_nothing(tmp_path, make, kwargs, error, message) -> None:

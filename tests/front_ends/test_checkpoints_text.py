@@ -15,8 +15,7 @@ import neat_core
 import neat_text
 from neat_core import NeatConfig
 
-from test_text_hf import _Labelled
-from support.tiny_text import logits, randomize, tiny_inputs, tiny_model
+from support.tiny_text import LabelledIds, logits, randomize, tiny_inputs, tiny_model
 
 
 def test_model_config_follows_the_adapters():
@@ -60,7 +59,7 @@ def test_trainer_resume_from_checkpoint_restores_the_adapters_exactly(tmp_path):
         args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4,
                                  learning_rate=1e-2, report_to=[], save_strategy="steps", save_steps=2,
                                  logging_strategy="no", use_cpu=True, dataloader_num_workers=0)
-        return Trainer(model=model, args=args, train_dataset=_Labelled())
+        return Trainer(model=model, args=args, train_dataset=LabelledIds())
 
     trained = neat_text.patch(tiny_model("bert"), rank=4)
     randomize(trained, std=0.1)

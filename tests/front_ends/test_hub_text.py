@@ -56,7 +56,7 @@ def test_text_from_pretrained_without_the_base_says_so(tmp_path, trained_bert):
 
 
 def test_card_of_a_transformers_adapter(monkeypatch, trained_bert):
-    from test_hub import RecordingApi, front_matter
+    from support.hub_cache import RecordingApi, front_matter
 
     api = RecordingApi(monkeypatch)
     glue = {"suite": "glue", "method": "neat-s", "dataset": "cola", "metric": "matthews", "score": 0.61,

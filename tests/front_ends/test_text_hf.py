@@ -9,24 +9,11 @@ import textwrap
 
 import torch
 from safetensors.torch import load_file, save_file
-from support.tiny_text import TINY, logits, randomize, tiny_inputs, tiny_model  # noqa: F401
+from support.tiny_text import TINY, LabelledIds, logits, randomize, tiny_inputs, tiny_model  # noqa: F401
 from transformers import AutoConfig, AutoModelForCausalLM, Trainer, TrainingArguments
 
 import neat_core
 import neat_text
-
-
-class _Labelled(torch.utils.data.Dataset):
-    def __init__(self, n: int = 8) -> None:
-        gen = torch.Generator().manual_seed(0)
-        self.ids = torch.randint(1, 100, (n, 7), generator=gen)
-        self.labels = torch.randint(0, 3, (n,), generator=gen)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"input_ids": self.ids[i], "labels": self.labels[i]}
 
 
 def test_trainer_two_steps_move_only_adapter_and_head(tmp_path) -> None:
@@ -36,9 +23,9 @@ def test_trainer_two_steps_move_only_adapter_and_head(tmp_path) -> None:
     args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, learning_rate=1e-2,
                              report_to=[], save_strategy="no", logging_strategy="no", use_cpu=True,
                              dataloader_num_workers=0)
-    Trainer(model=model, args=args, train_dataset=_Labelled()).train()
+    Trainer(model=model, args=args, train_dataset=LabelledIds()).train()
     moved = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
-    expected = {n for n in before if ".neat." in n or n.startswith("classifier.")}
+    expected = {n for n in before if ".neat." in n or n.startswith("classifier.copies.default.")}  # the adapter's head
     assert moved == expected and len(expected) == 2 * 3 * 2 + 2  # A, B of q, v in 3 layers + classifier w, b
 
 

@@ -62,7 +62,7 @@ def test_presets_on_each_family(key, preset):
     assert has_mlp == (preset != "qv")
     assert any(n.endswith("attn.proj") for n in layers) == (preset == "all_linear")
     heads = neat_vision.head_names(model)
-    head_params = sum(p.numel() for h in heads for p in model.get_submodule(h).parameters())
+    head_params = sum(p.numel() for h in heads for p in model.get_submodule(h).original.parameters())
     assert neat_core.trainable_parameters(model) == expected + head_params
     randomize_adapters(model, std=0.5)
     with torch.no_grad():

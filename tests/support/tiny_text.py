@@ -67,7 +67,10 @@ def randomize(model: torch.nn.Module, std: float = 0.3, seed: int = 1) -> None:
 
 
 def head_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for n in neat_text.head_names(model) for p in model.get_submodule(n).parameters())
+    """Parameters of the model's classification head (one copy: the model's own, also when an adapter keeps its
+    copy beside it)."""
+    heads = [model.get_submodule(n) for n in neat_text.head_names(model)]
+    return sum(p.numel() for h in heads for p in getattr(h, "original", h).parameters())
 
 
 def expected_adapter_params(model_type: str, preset: str) -> int:
@@ -91,3 +94,17 @@ def _assert_unchanged(model: torch.nn.Module, snapshot) -> None:
     assert state.keys() == snapshot[0].keys() and all(torch.equal(state[k], snapshot[0][k]) for k in state)
     assert not neat_core.adapter_configs(model)
 
+
+class LabelledIds(torch.utils.data.Dataset):
+    """Eight random token sequences with three-class labels, for Trainer runs."""
+
+    def __init__(self, n: int = 8) -> None:
+        gen = torch.Generator().manual_seed(0)
+        self.ids = torch.randint(1, 100, (n, 7), generator=gen)
+        self.labels = torch.randint(0, 3, (n,), generator=gen)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.ids[i], "labels": self.labels[i]}
