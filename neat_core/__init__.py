@@ -17,6 +17,7 @@ from .inject import (
     merge,
     merge_and_unload,
     neat_layers,
+    print_trainable_parameters,
     set_adapter,
     trainable_parameters,
     unmerge,
@@ -26,12 +27,13 @@ from .peft_compat import from_peft, to_peft
 from .hub import push_to_hub
 from .remote import AdapterNotFoundError, HubUnreachableError
 from .layer import NeatLinear
-from .lora_export import to_lora
+from .lora_export import to_lora, weighted_to_lora
 from .network import ACTIVATIONS, NeatNetwork
 
 __all__ = [
     "ACTIVATIONS", "AdapterNotFoundError", "HubUnreachableError", "NeatConfig", "NeatLinear", "NeatNetwork",
     "active_adapter", "adapter_configs", "adapters_per_sample", "base_state_dict", "delete_adapter", "disabled",
-    "from_peft", "inject", "load_adapter", "merge", "merge_and_unload", "neat_layers", "push_to_hub", "read_adapter",
-    "resolve_adapter", "save_adapter", "set_adapter", "to_peft", "trainable_parameters", "to_lora", "unmerge",
+    "from_peft", "inject", "load_adapter", "merge", "merge_and_unload", "neat_layers", "print_trainable_parameters",
+    "push_to_hub", "read_adapter", "resolve_adapter", "save_adapter", "set_adapter", "to_peft", "trainable_parameters",
+    "to_lora", "unmerge", "weighted_to_lora",
 ]

@@ -342,6 +342,14 @@ def trainable_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def print_trainable_parameters(model: nn.Module) -> None:
+    """Print trainable and all parameters and the trainable share, in the line PEFT's
+    `PeftModel.print_trainable_parameters` prints (all parameters count every adapter and every head copy)."""
+    trainable, total = trainable_parameters(model), sum(p.numel() for p in model.parameters())
+    share = 100 * trainable / total if total else 0.0
+    print(f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {share:.4f}")
+
+
 @contextlib.contextmanager
 def disabled(model: nn.Module) -> Iterator[nn.Module]:
     """Inside the block every NEAT layer computes its base layer's output (merged or not) and every saved module its

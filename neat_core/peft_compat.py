@@ -34,11 +34,12 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .config import AUTO_SCALE, NeatConfig
-from .inject import _REGEX_CHARS, active_adapter, adapter_configs, neat_layers, plan_injection, saved_parameters
-from .io import (CONFIG_NAME, WEIGHTS_NAME, atomic_write, base_model_name, load_tensors, read_safetensors,
+from .inject import _REGEX_CHARS, active_adapter, adapter_configs, neat_layers, plan_injection
+from .io import (CONFIG_NAME, WEIGHTS_NAME, atomic_write, load_tensors, read_safetensors,
                  with_trained_modules)
 from .layer import NeatLinear
-from .peft_view import PEFT_PREFIX, parameter_entries, peft_module_names, peft_saved_modules, peft_targets
+from .peft_view import (PEFT_PREFIX, parameter_entries, peft_header, peft_module_names, peft_modules_to_save,
+                        peft_saved_modules, peft_targets, saved_tensors)
 
 TO_PEFT_ACTIVATION = {"relu": "relu", "gelu": "gelu", "silu": "silu", "tanh": "tanh", "identity": "linear"}
 FROM_PEFT_ACTIVATION = {"relu": "relu", "gelu": "gelu", "silu": "silu", "swish": "silu", "tanh": "tanh",
@@ -79,13 +80,13 @@ def _inexpressible(model: nn.Module, config: NeatConfig, layers: dict[str, NeatL
     return problems
 
 
-def _export_targets(model: nn.Module, config: NeatConfig, adapted: list[str]) -> list[str]:
+def _export_targets(model: nn.Module, targets: list[str], adapted: list[str], saved: list[str]) -> list[str]:
     """Our target patterns when PEFT reads them the same way, else the exact module names."""
-    ours = [] if any(_REGEX_CHARS & set(t) for t in config.targets) else [list(config.targets)]
-    found = peft_targets(peft_module_names(model), [*ours, sorted(adapted)], adapted, config.modules_to_save)
+    ours = [] if any(_REGEX_CHARS & set(t) for t in targets) else [targets]
+    found = peft_targets(peft_module_names(model), [*ours, sorted(adapted)], adapted, saved)
     if found is None:
         raise ValueError(f"PEFT would not adapt every layer of this adapter: PEFT never adapts layers inside "
-                         f"modules_to_save ({config.modules_to_save}); remove them from targets or modules_to_save.")
+                         f"modules_to_save ({saved}); remove them from targets or modules_to_save.")
     return found
 
 
@@ -100,14 +101,15 @@ def _peft_tensors(model: nn.Module, layers: dict[str, NeatLinear], config: NeatC
                 tensors[f"{key}{kind}.{i}.weight"] = matrix[0].t()
         scale = 1.0 if net.scales is None else net.scales[0]   # scale="auto": s folded into B (module docstring)
         tensors[f"{key}B.weight"] = net.B[0].t() * scale
-    for module_name in config.modules_to_save:
-        tensors.update({PEFT_PREFIX + k: p for k, p in saved_parameters(model, module_name, adapter).items()})
+    tensors.update(saved_tensors(model, peft_modules_to_save(model, config.modules_to_save), adapter))
     return {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
 
 
-def to_peft(model: nn.Module, out_dir: str | os.PathLike, adapter: str | None = None) -> Path:
+def to_peft(model: nn.Module, out_dir: str | os.PathLike, adapter: str | None = None,
+            base_model_name_or_path: str | None = None) -> Path:
     """Write `adapter` (default: the active one) as a PEFT PEANuT folder that
-    `peft.PeftModel.from_pretrained(base_model, out_dir)` loads. Refuses, writing nothing, what PEFT cannot express."""
+    `peft.PeftModel.from_pretrained(base_model, out_dir)` loads (the config names the base and, for a transformers
+    model, PEFT's task_type, as `to_lora` does). Refuses, writing nothing, what PEFT cannot express."""
     configs = adapter_configs(model)
     adapter = adapter or active_adapter(model)
     if adapter not in configs:
@@ -120,12 +122,13 @@ def to_peft(model: nn.Module, out_dir: str | os.PathLike, adapter: str | None = 
     if problems:
         raise ValueError(f"PEFT's PEANuT cannot express adapter {adapter!r}: {'; '.join(problems)}. Keep it in "
                          "neat_core format (neat_core.save_adapter) or train with a PEFT-compatible config.")
+    saved = peft_modules_to_save(model, config.modules_to_save)
     peft_config = {
-        "peft_type": "PEANUT", "task_type": None, "base_model_name_or_path": base_model_name(model),
-        "revision": None, "inference_mode": True, "r": config.rank, "depth": peft_depth(config.depth),
+        **peft_header("PEANUT", model, saved, base_model_name_or_path), "r": config.rank,
+        "depth": peft_depth(config.depth),
         "act_fn": TO_PEFT_ACTIVATION[config.activation], "scaling": peft_scaling(config),
-        "target_modules": _export_targets(model, config, list(layers)), "exclude_modules": None,
-        "modules_to_save": list(config.modules_to_save) or None, "layers_to_transform": None,
+        "target_modules": _export_targets(model, list(config.targets), list(layers), saved),
+        "exclude_modules": None, "layers_to_transform": None,
         "layers_pattern": None, "init_weights": True,
     }
     tensors = _peft_tensors(model, layers, config, adapter)

@@ -16,9 +16,24 @@ from collections.abc import Callable
 from torch import nn
 
 from .config import NeatConfig
-from .inject import plain_modules
+from .inject import plain_modules, saved_parameters, transformers_config
+from .io import base_model_name
 
 PEFT_PREFIX = "base_model.model."
+
+# PEFT's task_type by the transformers Auto* mapping a model class is in (peft.utils.peft_types.TaskType), and the
+# heads PEFT's task model adds to modules_to_save itself (peft/peft_model.py PeftModelForSequenceClassification /
+# ...TokenClassification: classifier_module_names; ...QuestionAnswering: qa_module_names).
+TASK_MAPPINGS = (
+    ("SEQ_CLS", "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES"),
+    ("TOKEN_CLS", "MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES"),
+    ("QUESTION_ANS", "MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES"),
+    ("CAUSAL_LM", "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES"),
+    ("SEQ_2_SEQ_LM", "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES"),
+    ("FEATURE_EXTRACTION", "MODEL_MAPPING_NAMES"),
+)
+TASK_HEADS = {"SEQ_CLS": ("classifier", "score"), "TOKEN_CLS": ("classifier", "score"),
+              "QUESTION_ANS": ("qa_outputs",)}
 
 
 def peft_module_names(model: nn.Module) -> list[str]:
@@ -63,3 +78,44 @@ def parameter_entries(model: nn.Module, config: NeatConfig) -> list[str]:
     """The `modules_to_save` entries that name a parameter, not a module (PEFT's modules_to_save names modules)."""
     params = dict(model.named_parameters())
     return [n for n in config.modules_to_save if n in params]
+
+
+def peft_task_type(model: nn.Module) -> str | None:
+    """PEFT's `task_type` for a transformers model (from the Auto* mapping its class is in: LlamaForCausalLM ->
+    CAUSAL_LM, BertForSequenceClassification -> SEQ_CLS...), None for other models (timm: PEFT's custom models)."""
+    if transformers_config(model) is None:
+        return None
+    try:
+        from transformers.models.auto import modeling_auto
+    except ImportError:
+        return None
+    name = type(model).__name__
+    for task, mapping in TASK_MAPPINGS:
+        for classes in getattr(modeling_auto, mapping, {}).values():
+            if name == classes or (isinstance(classes, (tuple, list)) and name in classes):
+                return task
+    return None
+
+
+def peft_modules_to_save(model: nn.Module, entries: list[str]) -> list[str]:
+    """An adapter's modules_to_save `entries` as PEFT will hold them on this model: the entries, then the heads PEFT's
+    task model adds itself (a sequence classifier's `classifier` / `score`), which the export must then carry too."""
+    names = peft_module_names(model)
+    added = [h for h in TASK_HEADS.get(peft_task_type(model), ()) if any(n.endswith(h) for n in names)]
+    return list(dict.fromkeys([*entries, *added]))
+
+
+def saved_tensors(model: nn.Module, modules_to_save: list[str], adapter: str) -> dict:
+    """The tensors of the modules PEFT wraps for `modules_to_save`, as `adapter` runs them (its own copy, or the
+    model's module when the adapter keeps none), under PEFT's names."""
+    return {PEFT_PREFIX + k: p for head in peft_saved_modules(model, modules_to_save)
+            for k, p in saved_parameters(model, head, adapter).items()}
+
+
+def peft_header(peft_type: str, model: nn.Module, modules_to_save: list[str], base_model_name_or_path: str | None
+                ) -> dict:
+    """The entries every PEFT adapter_config.json we write shares: the type, PEFT's task_type, the base (the
+    model's own name or path unless given), and modules_to_save."""
+    return {"peft_type": peft_type, "task_type": peft_task_type(model),
+            "base_model_name_or_path": base_model_name_or_path or base_model_name(model), "revision": None,
+            "inference_mode": True, "modules_to_save": modules_to_save or None}

@@ -300,7 +300,12 @@ def test_mixed_batch_equals_each_sample_alone_on_a_tiny_bert():
     assert_adapters_matter(model, names, alone, lambda m, one: m(**one).logits[0], rows)
 
 
-def test_generate_with_per_sample_adapters_on_a_tiny_llama():
+@pytest.mark.parametrize("decoding", [
+    dict(do_sample=False),
+    dict(do_sample=False, num_beams=3),
+    dict(do_sample=False, num_beams=3, num_return_sequences=2),
+], ids=["greedy", "beams", "beams-and-returned-sequences"])
+def test_generate_with_per_sample_adapters_on_a_tiny_llama(decoding):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
@@ -312,12 +317,15 @@ def test_generate_with_per_sample_adapters_on_a_tiny_llama():
     randomize_adapters(model, std=0.3)
     prompts = torch.randint(1, 50, (3, 5), generator=torch.Generator().manual_seed(1))
     names = ["qv", "default", "__base__"]
-    settings = dict(max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    settings = dict(max_new_tokens=4, min_new_tokens=4, **decoding)
     with torch.no_grad(), neat_core.adapters_per_sample(model, names):
         mixed = model.generate(prompts, attention_mask=torch.ones_like(prompts), **settings)
     alone = per_sample(model, names, lambda m, one: m.generate(one[None], attention_mask=torch.ones_like(one[None]),
-                                                               **settings)[0], list(prompts))
-    assert mixed.tolist() == [a.tolist() for a in alone]
+                                                               **settings), list(prompts))
+    returned = decoding.get("num_return_sequences", 1)
+    assert mixed.shape == (len(names) * returned, 5 + 4)
+    assert mixed.tolist() == [row for a in alone for row in a.tolist()]   # each prompt's sequences, in order
+    assert len({tuple(a[0].tolist()) for a in alone}) == len(names)   # the adapters lead to different texts
 
 
 def test_per_sample_errors_leave_the_model_as_it_was(x):

@@ -18,6 +18,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 import neat_core
 import neat_text
 import neat_vision
+from neat_core.inject import saved_parameters
 from neat_core.lora_export import lora_factors
 
 import peft
@@ -32,7 +33,7 @@ def _train(model: torch.nn.Module, std: float = 0.2) -> torch.nn.Module:
     gen = torch.Generator().manual_seed(2)
     with torch.no_grad():
         for head in config.modules_to_save:
-            for p in model.get_submodule(head).parameters():
+            for p in saved_parameters(model, head).values():   # the adapter's own copy
                 p.add_(torch.randn(p.shape, generator=gen) * 0.1)
     return model.eval()
 
@@ -290,3 +291,88 @@ def test_a_trained_parameter_outside_any_module_is_refused(tmp_path) -> None:
                                          r"modules_to_save names modules, not parameters\): freeze it"):
         neat_core.to_lora(ours, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+# --- several adapters combined into one LoRA folder ---------------------------------------------------------------
+def _two_vit_adapters(train_head: bool = True) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(base, a ViT with adapter "a" (q, v slices; its own head unless train_head=False) and "b" (qkv and fc1,
+    deeper, sin; no head))."""
+    base = tiny_vit()
+    ours = neat_vision.patch(copy.deepcopy(base), rank=3, adapter="a", train_head=train_head)
+    neat_core.inject(ours, neat_core.NeatConfig(rank=2, depth=4, activation="sin", targets=["attn.qkv", "mlp.fc1"]),
+                     adapter="b")
+    neat_core.set_adapter(ours, "a")
+    return base, _train(ours)
+
+
+def _reference(base: torch.nn.Module, ours: torch.nn.Module, weights: dict[str, float]) -> torch.nn.Module:
+    """The plain model with W + sum_i w_i dW_i in every adapted layer and adapter "a"'s head."""
+    reference = copy.deepcopy(base)
+    with torch.no_grad():
+        for name, layer in neat_core.neat_layers(ours):
+            update = sum(w * layer.delta_weight(a) for a, w in weights.items() if a in layer.neat)
+            reference.get_submodule(name).weight.add_(update)
+        for k, p in saved_parameters(ours, "head", "a").items():
+            reference.get_parameter(k).copy_(p)
+    return reference.eval()
+
+
+@pytest.mark.parametrize("weights", [{"a": 0.7, "b": -0.4}, {"a": 1.0, "b": 1.0}, {"b": 2.0}])
+def test_weighted_combination_is_exact_layer_by_layer_and_peft_loads_it(tmp_path, weights) -> None:
+    base, ours = _two_vit_adapters()
+    neat_core.weighted_to_lora(ours, tmp_path, weights, head_from="a")
+    tensors = load_file(tmp_path / "adapter_model.safetensors")
+    for name, layer in neat_core.neat_layers(ours):
+        present = [a for a in weights if a in layer.neat]
+        if not present:
+            assert f"{PREFIX}{name}.lora_A.weight" not in tensors
+            continue
+        lora_a, lora_b = (tensors[f"{PREFIX}{name}.lora_{x}.weight"] for x in "AB")
+        assert lora_a.shape[0] == sum(lora_factors(layer, a)[0].shape[0] for a in present)   # ranks add up
+        expected = sum(w * layer.delta_weight(a) for a, w in weights.items() if a in layer.neat)
+        torch.testing.assert_close(lora_b @ lora_a, expected, atol=1e-6, rtol=0)
+    reference = _reference(base, ours, weights)
+    assert (_vit_outputs(reference) - _vit_outputs(base)).abs().max() > 1e-2
+    torch.testing.assert_close(_vit_outputs(_peft(base, tmp_path)), _vit_outputs(reference), atol=1e-5, rtol=0)
+    info = json.loads((tmp_path / "neat_export.json").read_text())
+    assert (info["adapters"], info["head_from"]) == (weights, "a")
+
+
+def test_combination_without_heads_needs_no_head_choice(tmp_path) -> None:
+    base, ours = _two_vit_adapters(train_head=False)
+    neat_core.weighted_to_lora(ours, tmp_path, {"a": 0.5, "b": 0.5})
+    assert _config(tmp_path)["modules_to_save"] is None
+    reference = copy.deepcopy(base)
+    with torch.no_grad():
+        for name, layer in neat_core.neat_layers(ours):
+            reference.get_submodule(name).weight.add_(
+                sum(0.5 * layer.delta_weight(a) for a in ("a", "b") if a in layer.neat))
+    torch.testing.assert_close(_vit_outputs(_peft(base, tmp_path)), _vit_outputs(reference.eval()), atol=1e-5,
+                               rtol=0)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(weights={"a": 0.5, "b": 0.5}), "Adapter(s) 'a' train their own head (modules_to_save); a LoRA folder "
+     "carries one: pass head_from='<adapter>' to export that adapter's head with the combined update."),
+    (dict(weights={"a": 1.0, "c": 1.0}, head_from="a"), "No adapter named 'c' to combine; this model has ['a', 'b']."),
+    (dict(weights={"a": float("nan")}, head_from="a"), "The weight of adapter 'a' must be a finite number, got nan."),
+    (dict(weights={}, head_from="a"), "weights maps adapter names to their weights (e.g. {'a': 0.5, 'b': 0.5}), "
+     "got {}."),
+    (dict(weights={"a": 1.0}, head_from="z"), "head_from='z' names no adapter of this model; it has ['a', 'b']."),
+])
+def test_bad_combinations_are_refused_and_write_nothing(tmp_path, kwargs, message) -> None:
+    _, ours = _two_vit_adapters()
+    with pytest.raises(ValueError) as err:
+        neat_core.weighted_to_lora(ours, tmp_path / "out", **kwargs)
+    assert str(err.value) == message
+    assert not (tmp_path / "out").exists()
+
+
+def test_print_trainable_parameters_prints_peft_s_line(capsys) -> None:
+    model = neat_vision.patch(tiny_vit(), rank=4)
+    trainable = neat_core.trainable_parameters(model)
+    total = sum(p.numel() for p in model.parameters())
+    assert trainable == sum(p.numel() for n, p in model.named_parameters() if ".neat." in n or ".copies." in n)
+    neat_core.print_trainable_parameters(model)
+    assert capsys.readouterr().out == (f"trainable params: {trainable:,d} || all params: {total:,d} || "
+                                       f"trainable%: {100 * trainable / total:.4f}\n")

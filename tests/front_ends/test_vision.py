@@ -184,3 +184,31 @@ def test_an_eva_adapter_loaded_by_neat_core_alone_is_in_the_forward(tmp_path):
     assert all(blk.attn.qkv_bias_separate for blk in plain.blocks)
     with torch.no_grad():
         torch.testing.assert_close(plain(x), model(x), atol=1e-6, rtol=0)
+
+
+def test_a_misspelt_keyword_names_the_nearest_field_and_leaves_the_model_unchanged():
+    model = tiny_vit()
+    with pytest.raises(TypeError) as err:
+        neat_vision.patch(model, rnak=8)
+    assert str(err.value) == (
+        "neat_vision.patch() got an unknown keyword 'rnak'. Did you mean 'rank'? NeatConfig fields: rank, depth, "
+        "activation, scale, orientation, targets, layers, layers_pattern, exclude, slices, modules_to_save, compute.")
+    assert not neat_core.adapter_configs(model) and not any(p.requires_grad is False for p in model.parameters())
+
+
+def test_a_rank_wider_than_the_layer_is_refused_naming_the_layer():
+    model = tiny_vit()
+    with pytest.raises(ValueError) as err:
+        neat_vision.patch(model, rank=193)
+    assert str(err.value) == (
+        "NeatConfig.rank=193 is larger than blocks.0.attn.qkv's width 192 (the weight network reads its rows of W^T, "
+        "192 wide): use rank <= 192, or leave this layer out (exclude=[...]).")
+    assert not neat_core.adapter_configs(model)
+
+
+def test_merging_a_model_without_adapters_says_what_to_do():
+    with pytest.raises(ValueError) as err:
+        neat_core.merge(tiny_vit())
+    assert str(err.value) == (
+        "This VisionTransformer has no active NEAT adapter to merge: patch it (neat_vision.patch / neat_text.patch), "
+        "load one (neat_core.load_adapter) or choose one (neat_core.set_adapter) first.")
