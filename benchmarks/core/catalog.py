@@ -32,7 +32,7 @@ _PEFT = "(PEFT)"
 # One table for every suite, in the order reports list methods; a suite runs the methods of its kind.
 METHODS: dict[str, Method] = {m.name: m for m in [
     Method("neat", {"image": "NEAT (ours): the neat_vision preset (default q and v slices of every attn.qkv)",
-                    "causal": "NEAT (ours): neat_text preset paper_llm (q, k, v, up, down; orientation 'in')"},
+                    "causal": "NEAT (ours): neat_text preset paper_llm (orientation 'in') on the recipe's targets"},
            "rank"),
     Method("neat-s", {"text": "NEAT-S (ours): rank 1, query and value of the last two thirds of the layers"}, "rank"),
     Method("neat-l", {"text": "NEAT-L (ours): rank 8, query and value of every layer"}, "rank"),

@@ -4,8 +4,8 @@ pre-training), on Accelerate.
 One process (`python -m benchmarks.<suite>`), or several through `accelerate launch` (DDP, or FSDP2 with
 configs/accelerate/fsdp.yaml) or `torchrun` (Accelerate reads its environment). Accelerate wraps the model (DDP /
 FSDP), shards the data loaders and gathers evaluation outputs; this module owns what the recipes say: AdamW with
-the classifier head at its own lr, linear warm-up (a share of the steps, or a number of steps) then linear decay to
-zero, gradient-norm clipping, gradient accumulation to the recipe's effective batch (micro-batch x accumulation x
+the classifier head at its own lr, linear warm-up (a share of the steps, or a number of steps) then linear or cosine
+decay to zero, gradient-norm clipping, gradient accumulation to the recipe's effective batch (micro-batch x accumulation x
 processes), and the precision policy: trainable weights in fp32, bf16 autocast on a GPU (Accelerate's
 mixed_precision), none on a CPU.
 
@@ -36,15 +36,22 @@ PROGRESS_EVERY = 10  # steps between progress-bar updates (each reads the loss b
 LossFn = Callable[[nn.Module, Any], tuple[torch.Tensor, Any]]
 
 
-def accelerator_for(device: str | None = None, bf16: bool = True):
+def uses_cuda(device: str | None) -> bool:
+    """Whether a run with --device `device` (None: the default) trains on the GPU."""
+    return torch.cuda.is_available() and (device is None or device.startswith("cuda"))
+
+
+def accelerator_for(device: str | None = None, bf16: bool = True, mixed: str | None = None):
     """The run's Accelerator: the GPU when there is one (unless --device cpu; `cuda:N` picks one), bf16 autocast
-    there when `bf16`, plain fp32 on a CPU. A launcher's ACCELERATE_MIXED_PRECISION wins."""
+    there when `bf16` (or the autocast `mixed` names: "fp16", "bf16", "no"), plain fp32 on a CPU. A launcher's
+    ACCELERATE_MIXED_PRECISION wins."""
     from accelerate import Accelerator
 
-    cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
+    cuda = uses_cuda(device)
     if cuda and device and ":" in device and "LOCAL_RANK" not in os.environ:
         torch.cuda.set_device(int(device.partition(":")[2]))
-    mixed = os.environ.get("ACCELERATE_MIXED_PRECISION") or ("bf16" if cuda and bf16 else "no")
+    chosen = mixed if mixed is not None else ("bf16" if bf16 else "no")
+    mixed = os.environ.get("ACCELERATE_MIXED_PRECISION") or (chosen if cuda else "no")
     return Accelerator(cpu=not cuda, mixed_precision=mixed)
 
 
@@ -67,10 +74,11 @@ def accumulation(batch_size: int, micro_batch: int, world: int = 1) -> tuple[int
 
 def make_loader(dataset: Dataset, batch_size: int, train: bool, workers: int, seed: int, accelerator,
                 collate_fn: Callable | None = None, lengths: list[int] | None = None,
-                drop_last: bool | None = None) -> DataLoader:
-    """A data loader prepared by Accelerate (each process its shard). Training: shuffled from `seed`, the last
-    partial batch dropped (unless `drop_last` is False) when a full one exists for every process; with `lengths`,
-    batches of similar lengths (transformers' LengthGroupedSampler). Evaluation: in order."""
+                drop_last: bool | None = None, shuffle: bool = True) -> DataLoader:
+    """A data loader prepared by Accelerate (each process its shard). Training: shuffled from `seed` (unless
+    `shuffle` is False: the dataset's own order), the last partial batch dropped (unless `drop_last` is False) when
+    a full one exists for every process; with `lengths`, batches of similar lengths (transformers'
+    LengthGroupedSampler). Evaluation: in order."""
     generator = torch.Generator().manual_seed(seed)
     sampler = None
     if train and lengths is not None:
@@ -78,7 +86,7 @@ def make_loader(dataset: Dataset, batch_size: int, train: bool, workers: int, se
 
         sampler = LengthGroupedSampler(batch_size, lengths=lengths, generator=generator)
     world = accelerator.num_processes
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=train and shuffle and sampler is None, sampler=sampler,
                         num_workers=workers, pin_memory=accelerator.device.type == "cuda",
                         persistent_workers=workers > 0,
                         drop_last=train and drop_last is not False and len(dataset) >= batch_size * world,
@@ -96,13 +104,22 @@ def optimizer_for(model: nn.Module, heads: list[str], recipe: Recipe) -> torch.o
     return torch.optim.AdamW(groups, weight_decay=recipe.weight_decay)
 
 
-def linear_schedule(optimizer: torch.optim.Optimizer, steps: int, warmup_steps: int
-                    ) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up over `warmup_steps`, then linear decay to zero at `steps` (transformers'
-    get_linear_schedule_with_warmup, which the lineages' Trainer uses)."""
+def lr_schedule(optimizer: torch.optim.Optimizer, steps: int, warmup_steps: int, shape: str = "linear"
+                ) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over `warmup_steps`, then decay to zero at `steps`: linear (transformers'
+    get_linear_schedule_with_warmup, which the lineages' Trainer uses) or half a cosine
+    (get_cosine_schedule_with_warmup, PEFT's MetaMathQA benchmark)."""
     warm = min(warmup_steps, steps)
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: s / warm if s < warm else max(0.0, (steps - s) / max(1, steps - warm)))
+
+    def factor(s: int) -> float:
+        if s < warm:
+            return s / warm
+        progress = (s - warm) / max(1, steps - warm)
+        if shape == "cosine":
+            return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+        return max(0.0, 1.0 - progress)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def warmup_steps(recipe: Recipe, steps: int) -> int:
@@ -169,7 +186,7 @@ def train(model: nn.Module, loader: DataLoader, recipe: Recipe, accelerator, los
           progress: bool = True, unit: str = "images") -> tuple[nn.Module, dict[str, Any]]:
     """Train for recipe.epochs (or `max_steps` optimizer steps), one optimizer step per `grad_accum` micro-batches
     of `loader` (and one for an epoch's remainder), gradients clipped to recipe.clip_grad, the lr warming up then
-    decaying linearly to zero; calls `on_epoch_end(epoch, prepared model)` after each epoch; with `keep_best`, ends on
+    decaying to zero (recipe.schedule: linear or cosine); calls `on_epoch_end(epoch, prepared model)` after each epoch; with `keep_best`, ends on
     the weights of its best evaluated step. `loader` must be prepared (`make_loader`). Returns the prepared (wrapped)
     model and the statistics: the last epoch's mean loss, the loss of every optimizer step (mean over its
     micro-batches and processes), `unit`/s over all epochs, the training seconds (evaluation not counted), the
@@ -179,7 +196,7 @@ def train(model: nn.Module, loader: DataLoader, recipe: Recipe, accelerator, los
     per_epoch = math.ceil(len(loader) / grad_accum)
     steps = max(1, recipe.epochs * per_epoch)
     steps = min(steps, max_steps) if max_steps else steps
-    schedule = linear_schedule(optimizer, steps, warmup_steps(recipe, steps))
+    schedule = lr_schedule(optimizer, steps, warmup_steps(recipe, steps), recipe.schedule)
     trainable = [p for p in model.parameters() if p.requires_grad]
     device, memory = accelerator.device, MemoryMeter(accelerator.device)
     units, seconds, done, epoch_loss = torch.zeros((), device=device), 0.0, 0, float("nan")

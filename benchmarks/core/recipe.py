@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 COMMAND_LINE = "command line"
+SCHEDULES = ("linear", "cosine")
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,8 @@ class Recipe:
     The loop: `lr` (the adapter's, or all weights' for full fine-tuning), `head_lr` (the classifier head's; None
     when the model has none), `weight_decay`, `epochs`, `batch_size` (the effective batch per optimizer step:
     gradient accumulation makes it whatever the micro-batch), `clip_grad` (gradient-norm clip; None: none), a
-    linear warm-up over `warmup` of the steps (or `warmup_steps` steps, which wins) then linear decay to zero,
+    linear warm-up over `warmup` of the steps (or `warmup_steps` steps, which wins) then `schedule` ("linear":
+    linear decay to zero; "cosine": half a cosine to zero, transformers' get_cosine_schedule_with_warmup),
     `micro_batch` (per process and step: memory only; None: the suite's or --micro-batch).
     The sweep: `lrs`, the grid a run sweeps (selected on validation; empty: the recipe's own value only) of the field
     `sweep` names ("lr", or "head_lr" for the linear probe).
@@ -36,12 +38,17 @@ class Recipe:
     clip_grad: float | None = 1.0
     warmup: float = 0.0
     warmup_steps: int | None = None
+    schedule: str = "linear"
     micro_batch: int | None = None
     lrs: tuple[float, ...] = ()
     sweep: str = "lr"
     options: Mapping[str, Any] = field(default_factory=dict)
     data: Mapping[str, Any] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"Recipe.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}.")
 
     @property
     def grid(self) -> tuple[float, ...]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import statistics
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,9 @@ class Shape:
     per_test: results carry one score per test set (`scores`) and one result per task: columns are test sets,
               one section per (task, model), headed by `titles(task)`.
     published_average: the columns a published row's average covers (its Δ needs exactly these).
-    speed: a training speed and memory section per table."""
+    speed: a training speed and memory section per table.
+    task_sections: per_test only: {task: function(that task's results) -> a Markdown section} appended to the
+              task's sections (the reasoning suite's PEFT leaderboard)."""
 
     suite: str
     heading: str
@@ -58,6 +60,7 @@ class Shape:
     speed: bool = False
     titles: dict[str, str] = field(default_factory=dict)
     metric_in_score: bool = False   # name each dataset's metric where it is not accuracy (GLUE)
+    task_sections: Mapping[str, Callable[[list[dict[str, Any]]], str]] = field(default_factory=dict)
 
 
 def titles(results: list[dict[str, Any]]) -> dict[str, str]:
@@ -195,14 +198,14 @@ def published_table(results: list[dict[str, Any]], shape: Shape) -> str:
             if pub.note:
                 notes.append(f"{pub.label}: {pub.note}")
             ours = [cell_text(row["cells"][d]) if d in row["cells"] else "—" for d in s["datasets"]]
-            theirs = [f"{pub.scores[d]:.2f}" if d in pub.scores else "—" for d in s["datasets"]]
+            theirs = [f"{pub.scores[d]}" if d in pub.scores else "—" for d in s["datasets"]]   # as printed
             delta = [f"{row['cells'][d]['mean'] - pub.scores[d]:+.1f}" if d in row["cells"] and d in pub.scores
                      else "—" for d in s["datasets"]]
             same_average = (row["complete"] and "average" in pub.scores
                             and set(s["datasets"]) == set(shape.published_average or s["datasets"]))
             avg_delta = f"{row['average'] - pub.scores['average']:+.1f}" if same_average else "—"
             params = count_text(pub.params) if pub.params is not None else "—"
-            pub_avg = f"{pub.scores['average']:.2f}" if "average" in pub.scores else "—"
+            pub_avg = f"{pub.scores['average']}" if "average" in pub.scores else "—"
             lines += [f"| {m} (ours) | {count_text(row['method_params'])} | " + " | ".join(ours)
                       + f" | {row['average']:.1f}{'' if row['complete'] else '*'} |",
                       f"| {pub.label} (published) | {params} | " + " | ".join(theirs) + f" | {pub_avg} |",
@@ -311,6 +314,8 @@ def _per_task_report(results: list[dict[str, Any]], shape: Shape) -> str:
             parts.append("### Lenient reading (a diagnostic, not the headline)\n\n" + lenient)
         if shape.speed:
             parts += ["### Training speed\n", speed_table(rs, tuple(shape.descriptions))]
+        if task in shape.task_sections:
+            parts.append(shape.task_sections[task](rs))
     return "\n".join(parts)
 
 

@@ -18,6 +18,8 @@ Sources (clean-room: no code is copied; every rule cites the file it reproduces)
   [RQ]  sufenlp/MiLoRA requirements.txt@4740756d5d74700527d799a8d4a0c40dc9e92235 (sympy==1.12, Fraction==2.2.0,
         no antlr4-python3-runtime, so sympy's parse_latex raises ImportError and [GR]'s symbolic_equal falls
         back to parse_expr: LaTeX strings never compare symbolically)
+  [PM]  huggingface/peft method_comparison/MetaMathQA/utils.py@ad4e565c8a94081458db42cb771afed54e722d36
+        (parse_answer, convert_to_decimal, get_accuracy: PEFT's MetaMathQA -> GSM8K benchmark)
 
 Pure Python (re, math, fractions, ast). [GR]'s sympy step is reproduced only for what parse_expr turns into
 numbers and polynomials/rational functions (see `_symbolic_equal`); the rest of sympy is not reproduced.
@@ -32,6 +34,7 @@ import math
 import random
 import re
 import unicodedata
+from decimal import Decimal, DivisionByZero, InvalidOperation
 from fractions import Fraction
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -41,7 +44,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "ending": ("ending1", "ending2", "ending3", "ending4"),
     "option": ("option1", "option2"),
 }
-KINDS = (*CHOICES, "number", "boxed")
+KINDS = (*CHOICES, "number", "boxed", "peft_number")
 ANSWER_IS = "The answer is: "      # [G8] extract_answer_number / [MI] process_results split on this, space included
 
 
@@ -466,6 +469,57 @@ def _symbolic_equal(prediction: str, reference: str) -> bool:
         return False
 
 
+# === PEFT's MetaMathQA benchmark ([PM]) ==========================================================================
+PEFT_MARKERS = ("The answer is: ", "The answer is ", "The final answer is: ", "The final answer is ", "#### ")
+
+
+def peft_parse(text: str) -> str | None:
+    """[PM] parse_answer: the text stripped, then stripped of trailing ".!?"; the FIRST of PEFT_MARKERS (in that
+    order) that occurs anywhere in it, else None; what follows the marker's LAST occurrence, up to the first
+    newline, stripped of " .!?$%" at both ends (so ".5" reads "5", "$18" reads "18")."""
+    text = text.strip().rstrip(".!?")
+    marker = next((m for m in PEFT_MARKERS if m in text), None)
+    if marker is None:
+        return None
+    return text.rpartition(marker)[2].strip().split("\n", 1)[0].strip(" .!?$%")
+
+
+def peft_value(parsed: str | None) -> float | str | None:
+    """[PM] convert_to_decimal, then get_accuracy's float(): a number (Decimal syntax, so "1_8" and "1.8e1" are
+    numbers and "1,000" is not) or one "a/b" fraction (b != 0) as a float; any other parsed text as itself (it
+    then only equals the same text); None when nothing was parsed."""
+    if parsed is None:
+        return None
+    s = parsed.strip()
+    try:
+        if "/" in s:
+            parts = s.split("/")
+            if len(parts) != 2:
+                return parsed
+            denominator = Decimal(parts[1].strip())
+            if denominator == 0:
+                return parsed
+            return float(Decimal(parts[0].strip()) / denominator)
+        return float(Decimal(s))
+    except (DivisionByZero, InvalidOperation, ValueError):
+        return parsed
+
+
+def peft_reference(label: object) -> str | None:
+    """The reference as [PM] get_accuracy reads GSM8K's answer text (parse_answer: after its "#### "); a label that
+    is already the bare number (no marker) is taken as it is."""
+    text = str(label)
+    parsed = peft_parse(text)
+    return parsed if parsed is not None else text.strip()
+
+
+def peft_equal(generation: str, label: object) -> bool:
+    """[PM] get_accuracy for one row: both readings present and equal (floats exactly, nan never; text only to the
+    same text). PEFT scores the decoded output with its prompt (run.py evaluate): pass the prompt + continuation."""
+    prediction, reference = peft_value(peft_parse(generation)), peft_value(peft_reference(label))
+    return prediction is not None and reference is not None and prediction == reference
+
+
 # === the lineage reading: public API ============================================================================
 def lineage_prediction(kind: str, text: str) -> str | None:
     """The lineage's prediction as a string with every digit it kept (None where it reads none; "" is a real
@@ -477,6 +531,8 @@ def lineage_prediction(kind: str, text: str) -> str | None:
         return None if value is None else str(value)
     if kind == "boxed":
         return math_prediction(text)
+    if kind == "peft_number":
+        return peft_parse(text)
     raise _unknown(kind)
 
 
@@ -489,6 +545,7 @@ def is_correct(kind: str, generation: str, label: object) -> bool:
     """Whether `generation` answers `label` (the test file's `answer` field) as the lineage scores it:
     commonsense: the answer word == label ([LA] `label == predict`, no stripping);
     number: gsm8k_prediction, then gsm8k_equal against int(label without commas) ([G8]);
+    peft_number: peft_equal against GSM8K's answer text or the bare number ([PM]);
     boxed: math_prediction, then is_equiv against the label ([MI]); a missing reference (None, or "" as the data
     loader stores an underivable one) is never matched."""
     if kind in CHOICES:
@@ -500,6 +557,8 @@ def is_correct(kind: str, generation: str, label: object) -> bool:
         if label is None or label == "":
             return False
         return is_equiv(math_prediction(generation), str(label))
+    if kind == "peft_number":
+        return peft_equal(generation, label)
     raise _unknown(kind)
 
 
@@ -648,7 +707,7 @@ def extract_lenient(kind: str, text: str) -> str:
     number: lenient_number written exactly (exact_string); boxed: lenient_math. "" when none."""
     if kind in CHOICES:
         return choice(kind, text)
-    if kind == "number":
+    if kind in ("number", "peft_number"):
         value = lenient_number(text)
         return "" if value is None else exact_string(value)
     if kind == "boxed":
@@ -663,8 +722,9 @@ def is_correct_lenient(kind: str, generation: str, label: object) -> bool:
         return True
     if kind in CHOICES:
         return False
-    if kind == "number":
-        value, reference = lenient_number(generation), _number_value(str(label).strip())
+    if kind in ("number", "peft_number"):
+        text = str(label).strip() if kind == "number" else (peft_reference(label) or "")
+        value, reference = lenient_number(generation), _number_value(text)
         return value is not None and reference is not None and abs(value - reference) <= Fraction(1, 1000)
     if kind == "boxed":
         return lenient_math_equal(lenient_math(generation), None if label is None else str(label))
@@ -676,11 +736,13 @@ def derive_answer(rule: str, output: str) -> str | None:
     r"""The reference answer of a training/test output without an `answer` field: "metamath": after the last
     "The answer is:" (MetaMathQA), stripped; "gsm8k": after the last "####" without thousands commas ([G8] reads
     int(split('#### ')[1] without commas)); "boxed": [MI]'s math_reference (None when the last box is not
-    written \boxed{...})."""
+    written \boxed{...}); "whole": the output itself (PEFT's reader parses GSM8K's answer text, [PM])."""
     if rule == "metamath":
         return output.rsplit("The answer is:", 1)[1].strip() if "The answer is:" in output else None
     if rule == "gsm8k":
         return output.rsplit("####", 1)[1].strip().replace(",", "") if "####" in output else None
     if rule == "boxed":
         return math_reference(output)
+    if rule == "whole":
+        return output
     raise ValueError(f"Unknown answer rule {rule!r}.")

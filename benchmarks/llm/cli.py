@@ -3,17 +3,19 @@
 The NEAT paper's LLM experiments: a LLaMA-class decoder fine-tuned on Commonsense170K and tested on BoolQ, PIQA,
 SIQA, HellaSwag, WinoGrande, ARC-e, ARC-c and OBQA (task commonsense), or fine-tuned on MetaMathQA and tested
 on GSM8K and MATH (task math), with NEAT against LoRA, DoRA, PiSSA, MiLoRA and PEANuT on the same layers
-(q, k, v, up, down). Recipes and decoding follow the lineage's scripts (benchmarks/llm/recipes.py). Answers are
-generated (greedy or beam search, batched, KV cache) and read per task; the report shows accuracy per test set
-and the average beside the published numbers.
+(q, k, v, up, down); and PEFT's own MetaMathQA -> GSM8K benchmark (task metamathqa). Each method trains as the
+source of its published row did, and NEAT as the rows it is compared with (benchmarks/llm/recipes.py). Answers are
+generated (greedy or beam search, batched, KV cache) and read as each source reads them; the report shows
+accuracy per test set and the average beside the published numbers.
 
-suites: paper (default: commonsense, every method, Llama-2-7B; needs a GPU and the Hub or --data-dir /
---model-path) and smoke (a tiny random LLaMA and generated data in the real files' layouts: the whole path on a
-CPU in a couple of minutes; a pipeline check, not the paper's numbers).
+suites: paper (default: commonsense, every method, Llama-2-7B, 3 seeds; needs a GPU and the Hub or --data-dir /
+--model-path), peft-metamathqa (PEFT's benchmark: Llama-3.2-3B, NEAT beside LoRA, DoRA and PEANuT and PEFT's
+published results) and smoke (a tiny random LLaMA and generated data in the real files' layouts: every path on a
+CPU in a few minutes; a pipeline check, not the paper's numbers).
 Each (method, task, seed, lr) writes OUT/runs/<method>_<task>_seed<seed>_lr<lr>.json atomically and a rerun skips
 finished ones; --dry-run lists the plan. Several GPUs or machines: `accelerate launch --config_file
-configs/accelerate/ddp.yaml -m benchmarks.llm ...` (or fsdp.yaml); bf16 weights, fp32 adapters and gradient
-checkpointing on GPUs.
+configs/accelerate/ddp.yaml -m benchmarks.llm ...` (or fsdp.yaml); on GPUs the precision the recipes' sources
+trained in (one per run), fp32 adapters and gradient checkpointing.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 from ..core.flags import (DEFAULT_CACHE, add_option_flags, add_process_flags, add_run_flags, add_save_flag,
                           add_source_flags, add_sweep_flags, check_options, check_paths, chosen, names,
                           nonnegative_int, positive_int, seed_list, suite_parser)
-from .recipes import METHODS, SMOKE_PRETRAIN_EPOCHS, SUITES, TASK_TESTS
+from .recipes import METHODS, PRECISIONS, RECIPES, SMOKE_PRETRAIN_EPOCHS, SUITES, TASK_TESTS
 
 DATA_FLAGS = {"cutoff_len": positive_int, "num_beams": positive_int, "max_new_tokens": positive_int}
 OPTION_SKIP = ("preset", "peft_target", "n_frequency", "fourier_scaling", "vera_r")
@@ -37,6 +39,15 @@ def _check(chosen_: list[str], known: tuple[str, ...] | list[str], what: str) ->
     if not chosen_:
         raise ValueError(f"Name at least one {what.rstrip('(s)')}.")
     return chosen_
+
+
+def _check_recipes(tasks: list[str], methods: list[str]) -> None:
+    for task in tasks:
+        missing = [m for m in methods if (task, m) not in RECIPES]
+        if missing:
+            have = sorted(m for t, m in RECIPES if t == task)
+            raise ValueError(f"No recipe for {', '.join(missing)} on task {task}: its source publishes none; methods "
+                             f"with one: {', '.join(have)}.")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -64,8 +75,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-limit", type=positive_int, help="answer only the first N examples of each test set "
                                                            "(quick checks)")
     p.add_argument("--max-steps", type=positive_int, help="stop training after N optimizer steps (speed measurements)")
-    p.add_argument("--dtype", choices=("auto", "bf16", "fp32"), default="auto",
-                   help="base weights (auto: bf16 on a GPU, fp32 on CPU); adapters stay fp32")
+    p.add_argument("--dtype", choices=("auto", *PRECISIONS), default="auto",
+                   help="base weights and autocast (auto: the recipes' sources' on a GPU, fp32 on CPU; fp32+bf16: "
+                        "fp32 weights under bf16 autocast); adapters stay fp32")
     p.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction,
                    help="recompute activations in the backward (default: on with a GPU)")
     add_save_flag(p)
@@ -84,12 +96,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     suite = SUITES[args.suite]
     try:
         args.tasks = _check(names(args.tasks) if args.tasks else list(suite.tasks), tuple(TASK_TESTS), "task(s)")
-        args.methods = _check(names(args.methods) if args.methods else list(suite.methods), METHODS, "method(s)")
+        if args.methods:   # named methods must have a recipe on every named task
+            args.methods = _check(names(args.methods), METHODS, "method(s)")
+            _check_recipes(args.tasks, args.methods)
+        else:   # the suite's: each on the tasks whose sources publish its recipe
+            args.methods = [m for m in suite.methods if any((t, m) in RECIPES for t in args.tasks)]
         every_test = [t for task in args.tasks for t in TASK_TESTS[task]]
         args.tests = _check(names(args.tests), every_test, "test set(s)") if args.tests else None
         args.save_adapters = chosen(args.save_adapters, suite.save_adapters)
         _check(args.save_adapters, METHODS, "method(s)") if args.save_adapters else None
-        args.seeds = seed_list(args.seeds or "0")
+        args.seeds = seed_list(args.seeds) if args.seeds else list(suite.seeds)
         check_options(args, args.methods)
         check_paths(args)
     except ValueError as err:

@@ -17,27 +17,46 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..core.loop import is_fsdp
-from .prompts import supervised_example
-
-
-def tokenized(data: Any, template: Any, tokenizer: Any, cutoff_len: int, train_on_inputs: bool = False) -> Any:
-    """The training split as input_ids / attention_mask / labels (prompt tokens labelled -100 unless
-    `train_on_inputs`)."""
-    return data.map(lambda row: supervised_example(template, row, tokenizer, cutoff_len, train_on_inputs),
-                    remove_columns=data.column_names, desc="tokenizing")
+IGNORE = -100
 
 
 def lm_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The causal LM's own loss on a padded batch, and its tokens (for tokens/s)."""
+    """The causal LM's own loss on a padded batch (the mean over its labelled tokens), and its tokens (for
+    tokens/s)."""
     return model(**batch).loss, batch["attention_mask"].sum()
+
+
+def peft_lm_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """PEFT's MetaMathQA loss (run.py train): the summed token losses over the batch's attended tokens
+    (num_items_in_batch = attention_mask.sum())."""
+    tokens = batch["attention_mask"].sum()
+    return model(**batch, num_items_in_batch=tokens).loss, tokens
 
 
 def collator(tokenizer: Any):
     """Pads input_ids / attention_mask / labels of a batch (labels with -100), to a multiple of 8."""
     from transformers import DataCollatorForSeq2Seq
 
-    return DataCollatorForSeq2Seq(tokenizer, padding=True, pad_to_multiple_of=8, label_pad_token_id=-100,
+    return DataCollatorForSeq2Seq(tokenizer, padding=True, pad_to_multiple_of=8, label_pad_token_id=IGNORE,
                                   return_tensors="pt")
+
+
+def peft_collator(tokenizer: Any):
+    """PEFT's MetaMathQA batches (run.py train): right-padded; labels are the input ids, the first padding position
+    labelled EOS (so the model learns to stop; the longest sequence of a batch has none), the rest -100."""
+    def collate(rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        for i, row in enumerate(rows):
+            n = len(row["input_ids"])
+            ids[i, :n], mask[i, :n], labels[i, :n] = torch.tensor(row["input_ids"]), 1, torch.tensor(row["labels"])
+            if n < width:
+                labels[i, n] = tokenizer.eos_token_id
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    return collate
 
 
 def checkpoint_activations(model: nn.Module) -> nn.Module:
@@ -64,10 +83,11 @@ def cut_at_stop(text: str, stop_strings: tuple[str, ...]) -> str:
 @torch.no_grad()
 def generate(model: nn.Module, tokenizer: Any, prompts: list[str], accelerator: Any, max_new_tokens: int,
              num_beams: int = 1, stop_strings: tuple[str, ...] = (), batch_size: int = 16, progress: bool = True,
-             desc: str = "generating") -> tuple[list[str], dict[str, float]]:
+             desc: str = "generating", max_length: int | None = None) -> tuple[list[str], dict[str, float]]:
     """The continuation of every prompt (greedy, or beam search with `num_beams`; no sampling), each process
     generating an equal share in left-padded batches (longest first) with the KV cache; every process returns all
-    of them in order, and generated tokens/s."""
+    of them in order, and generated tokens/s. With `max_length`, a batch's prompt and continuation together stop
+    there (PEFT's min(prompt + max_new_tokens, max_length) per batch)."""
     from accelerate.utils import gather_object
     from transformers import GenerationConfig
 
@@ -84,8 +104,11 @@ def generate(model: nn.Module, tokenizer: Any, prompts: list[str], accelerator: 
         for chunk in bar:
             batch = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True, padding_side="left")
             batch = batch.to(accelerator.device)
+            width = batch["input_ids"].shape[1]
+            room = max_new_tokens if max_length is None else max(1, min(max_new_tokens, max_length - width))
             with accelerator.autocast():
-                out = generator.generate(**batch, generation_config=config, synced_gpus=is_fsdp(accelerator),
+                out = generator.generate(**batch, generation_config=config, max_new_tokens=room,
+                                         synced_gpus=is_fsdp(accelerator),
                                          tokenizer=tokenizer if stop_strings else None)
             new = out[:, batch["input_ids"].shape[1]:]
             new_tokens += int((new != tokenizer.pad_token_id).sum())

@@ -20,7 +20,7 @@ from ..core import methods as M
 from ..core.catalog import descriptions
 from ..core.errors import SetupError
 from ..core.flags import check_device_loaded, method_options, with_recipe_flags
-from ..core.loop import (BestCheckpoint, accelerator_for, accumulation, is_fsdp, make_loader, train,
+from ..core.loop import (BestCheckpoint, accelerator_for, accumulation, is_fsdp, make_loader, train, uses_cuda,
                          whole_parameters)
 from ..core.models import ModelSource, ModelUnavailableError, create_causal_lm, text_tokenizer
 from ..core.recipe import COMMAND_LINE, Recipe
@@ -28,13 +28,15 @@ from ..core.results import adapter_dir, record, write_json_atomic
 from ..core.runner import Job, provenance, run_suite, world_size
 from ..core.sweep import expand
 from .data import ReasoningDataError, load_task, unavailable_without_network
-from .generate import checkpoint_activations, collator, generate, lm_loss, tokenized
+from .generate import checkpoint_activations, collator, generate, lm_loss, peft_collator, peft_lm_loss
 from .prompts import eval_prompt
-from .recipes import SUITES, recipe_for, smoke_recipe
+from .recipes import ORIENTATIONS, PRECISIONS, RECIPES, SUITES, recipe_for, smoke_recipe
 from .rescore import KINDS, LENIENT_KINDS, scored
 from .shape import SHAPE
 from .smoke import assets
 from .tasks import Task, get_task
+from .training_data import key as data_key
+from .training_data import prepared
 
 EXPECTED_ERRORS = (ReasoningDataError, ModelUnavailableError, SetupError)
 PREDICTIONS = "predictions"
@@ -50,6 +52,8 @@ def recipe(args: argparse.Namespace, task: str, method: str, model: str) -> Reci
     given = {k: getattr(args, k) for k in ("cutoff_len", "num_beams") if getattr(args, k) is not None}
     if args.max_new_tokens is not None:
         given["max_new_tokens"] = {t: args.max_new_tokens for t in base.data["max_new_tokens"]}
+    if args.targets:
+        given["targets"] = tuple(args.targets)
     return base.with_data(COMMAND_LINE, **given) if given else base
 
 
@@ -58,11 +62,14 @@ def model_name(args: argparse.Namespace) -> str:
 
 
 def plan(args: argparse.Namespace, world: int = 1) -> list[Job]:
-    """Every run, in order (tasks, then methods, seeds, lrs): the recipe at its lr, the method options (the recipe's,
+    """Every run, in order (tasks, then methods, seeds, lrs; a method only on the tasks it has a recipe for): the
+    recipe at its lr, the method options (the recipe's,
     then the command line's), the micro-batch and accumulation that make the recipe's batch."""
-    recipes = {(m, t): recipe(args, t, m, model_name(args)) for m in args.methods for t in args.tasks}
+    recipes = {(m, t): recipe(args, t, m, model_name(args)) for m in args.methods for t in args.tasks
+               if (t, m) in RECIPES}
     jobs = []
-    for run in expand(args.methods, args.tasks, args.seeds, lambda m, t: recipes[m, t].grid):
+    for run in expand(args.methods, args.tasks, args.seeds, lambda m, t: recipes[m, t].grid if (m, t) in recipes
+                      else ()):
         table = recipes[run.method, run.dataset]
         micro, accum = accumulation(table.batch_size, table.micro_batch or table.batch_size, world)
         jobs.append(Job(run, run.method, table.at(run.lr), method_options(args, table.options), micro, accum))
@@ -76,8 +83,9 @@ def dry_run(args: argparse.Namespace, jobs: list[Job], world: int) -> str:
 
     lines = [f"Plan: {len(jobs)} runs ({len(args.seeds)} seed(s)), model {model_name(args)}"
              + (f" from {args.model_path}" if args.model_path else "") + ".", "",
-             "| method | task | lr | batch | micro x accum x procs | epochs | options | cutoff | decoding |",
-             "|---|---|---|---:|---|---:|---|---:|---|"]
+             "| method | task | lr | batch | micro x accum x procs | epochs | schedule | options | targets | data | "
+             "decoding |",
+             "|---|---|---|---:|---|---:|---|---|---|---|---|"]
     seen: set = set()
     for j in jobs:
         if (j.run.method, j.run.dataset) in seen:
@@ -87,11 +95,55 @@ def dry_run(args: argparse.Namespace, jobs: list[Job], world: int) -> str:
         options = ", ".join(f"{k}={v}" for k, v in j.recipe.options.items())
         decoding = (f"{'greedy' if data['num_beams'] == 1 else str(data['num_beams']) + ' beams'}, max new tokens "
                     + ", ".join(f"{t} {n}" for t, n in data["max_new_tokens"].items()))
+        if data.get("max_length"):
+            decoding += f" (prompt + new at most {data['max_length']})"
+        if j.run.method in ORIENTATIONS:
+            options += f", orientation {ORIENTATIONS[j.run.method].split(' ')[0]}"
+        warm = f"{j.recipe.warmup_steps} steps" if j.recipe.warmup_steps is not None else f"{j.recipe.warmup:g}"
         lines.append(f"| {j.run.method} | {j.run.dataset} | {','.join(f'{lr:g}' for lr in j.grid)} | "
                      f"{j.recipe.batch_size} | {j.micro_batch} x {j.grad_accum} x {world} | {j.recipe.epochs} | "
-                     f"{options} | {data['cutoff_len']} | {decoding} |")
+                     f"warm-up {warm}, {j.recipe.schedule}, wd {j.recipe.weight_decay:g} | {options} | "
+                     f"{','.join(data.get('targets') or ('paper_llm preset',))} | {training_line(data)} | {decoding} |")
     generated = "the smoke suite's generated files" if args.suite == "smoke" and not args.data_dir else None
+    try:
+        precision = f"{run_precision(args, jobs, uses_cuda(args.device))} (base weights, autocast)"
+    except SetupError as err:
+        precision = f"refused: {err}"
+    lines += ["", f"Precision on this machine: {precision}; the recipes' sources: "
+              + ", ".join(sorted({f"{j.run.dataset} {j.recipe.data.get('dtype', 'fp32+bf16')}" for j in jobs})) + "."]
     return "\n".join(lines + source_lines(args.tasks, args.data_dir or generated))
+
+
+def training_line(data: dict[str, Any]) -> str:
+    """The data settings of a recipe in a few words, for the dry run."""
+    parts = [f"cutoff {data['cutoff_len']}", "prompt trained" if data.get("train_on_inputs") else "prompt masked"]
+    if data.get("char_limit"):
+        parts.append(f"rows <= {data['char_limit']} chars")
+    if data.get("train_rows"):
+        parts.append(f"first {data['train_rows']:,} rows")
+    if data.get("order"):
+        parts.append(f"{data['order']} of {data['bucket_rows']} (unshuffled)")
+    if data.get("val_set_size"):
+        parts.append(f"{data['val_set_size']} held out, best of every {data['eval_steps']} steps")
+    if data.get("labels"):
+        parts.append(f"{data['labels']} labels")
+    return ", ".join(parts)
+
+
+def run_precision(args: argparse.Namespace, jobs: list[Job], cuda: bool) -> str:
+    """The run's precision (recipes.PRECISIONS): --dtype when given; fp32 on a CPU; else the one its recipes' sources
+    trained in (Accelerate fixes autocast per process, so jobs that differ are refused with what to do)."""
+    if args.dtype != "auto":
+        return args.dtype
+    if not cuda:
+        return "fp32"
+    wanted = sorted({j.recipe.data.get("dtype", "fp32+bf16") for j in jobs})
+    if len(wanted) > 1:
+        by = ", ".join(f"{t} {d}" for t, d in sorted({(j.run.dataset, j.recipe.data.get('dtype', 'fp32+bf16'))
+                                                      for j in jobs}))
+        raise SetupError(f"These runs' sources train in different precisions ({by}), and one process has one: run "
+                         "the tasks separately, or pass --dtype.")
+    return wanted[0]
 
 
 # --- what the jobs share -----------------------------------------------------------------------------------
@@ -102,19 +154,22 @@ class Setup:
 
     source: ModelSource
     data_dir: str | None
-    dtype: torch.dtype
+    precision: str
     gradient_checkpointing: bool
-    targets: list[str]
+    targets: dict[tuple[str, ...] | None, list[str]]
     tokenizer: Any
     tasks: dict[str, dict[str, Any]]
-    eval_batch_size: int
+    eval_batch_size: int | None
     tokenized: dict[tuple, Any] = field(default_factory=dict)
 
-    def train_set(self, task: Task, cutoff_len: int, train_on_inputs: bool) -> Any:
-        key = (task.name, cutoff_len, train_on_inputs)
+    @property
+    def dtype(self) -> torch.dtype:
+        return getattr(torch, PRECISIONS[self.precision][0])
+
+    def train_set(self, task: Task, data: dict[str, Any]) -> Any:
+        key = (task.name, *data_key(data))
         if key not in self.tokenized:
-            self.tokenized[key] = tokenized(self.tasks[task.name]["train"], task.template, self.tokenizer, cutoff_len,
-                                            train_on_inputs)
+            self.tokenized[key] = prepared(self.tasks[task.name]["train"], task.template, self.tokenizer, data)
         return self.tokenized[key]
 
 
@@ -152,14 +207,15 @@ def resolve_targets(model: nn.Module, targets: tuple[str, ...] | None) -> list[s
     missing = [t for t in targets if not any(name == t or name.endswith("." + t) for name, m in model.named_modules()
                                              if isinstance(m, nn.Linear))]
     if missing:
-        raise SetupError(f"--targets {', '.join(missing)} match(es) no linear layer of {type(model).__name__}; its "
-                         f"linear layers are named {', '.join(sorted(linear))}.")
+        raise SetupError(f"Targets {', '.join(missing)} (the recipe's, or --targets) match no linear layer of "
+                         f"{type(model).__name__}; its linear layers are named {', '.join(sorted(linear))}. On the "
+                         "command line: --targets with some of them.")
     return list(targets)
 
 
-def check_model(source: ModelSource, targets: tuple[str, ...] | None) -> list[str]:
-    """The targets every method will adapt, resolved on a weightless copy of the model (SetupError when the model
-    type has no preset or lacks the named layers)."""
+def check_model(source: ModelSource, wanted: list[tuple[str, ...] | None]) -> dict[tuple[str, ...] | None, list[str]]:
+    """{a recipe's targets: the layers they adapt}, resolved on a weightless copy of the model (SetupError when the
+    model type has no preset or lacks the named layers)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     try:
@@ -169,7 +225,7 @@ def check_model(source: ModelSource, targets: tuple[str, ...] | None) -> list[st
                                     "--model-path with a local transformers folder.") from None
     with torch.device("meta"):
         skeleton = AutoModelForCausalLM.from_config(config)
-    return resolve_targets(skeleton, targets)
+    return {targets: resolve_targets(skeleton, targets) for targets in dict.fromkeys(wanted)}
 
 
 def setup(args: argparse.Namespace, todo: list[Job], accelerator) -> Setup:
@@ -181,9 +237,8 @@ def setup(args: argparse.Namespace, todo: list[Job], accelerator) -> Setup:
     if data_dir is None and not offline_mode() and not hub_reachable():
         raise unavailable_without_network(tasks[0])
     tokenizer = tokenizer_for(source)
-    targets = check_model(source, tuple(args.targets) if args.targets else None)
+    targets = check_model(source, [j.recipe.data.get("targets") for j in todo])
     cuda = accelerator.device.type == "cuda"
-    dtype = torch.bfloat16 if args.dtype == "bf16" or (args.dtype == "auto" and cuda) else torch.float32
     data = {}
     for name in tasks:
         task = get_task(name)
@@ -192,8 +247,9 @@ def setup(args: argparse.Namespace, todo: list[Job], accelerator) -> Setup:
         if args.eval_limit:
             loaded["tests"] = {n: d.select(range(min(args.eval_limit, len(d)))) for n, d in loaded["tests"].items()}
         data[name] = loaded
-    return Setup(source, data_dir, dtype, cuda if args.gradient_checkpointing is None else args.gradient_checkpointing,
-                 targets, tokenizer, data, args.eval_batch_size or (16 if cuda else 8))
+    return Setup(source, data_dir, run_precision(args, todo, cuda),
+                 cuda if args.gradient_checkpointing is None else args.gradient_checkpointing, targets, tokenizer, data,
+                 args.eval_batch_size)
 
 
 # --- one job ------------------------------------------------------------------------------------------------
@@ -223,11 +279,15 @@ def evaluate(model: nn.Module, task: Task, table: Recipe, setup_: Setup, acceler
     """Generate an answer to every test example and score it, per test set."""
     scores, predictions, rates = {}, {}, {"generation_seconds": 0.0, "generated_tokens_per_s": []}
     tests = setup_.tasks[task.name]["tests"]
+    cuda = accelerator.device.type == "cuda"
+    batch = setup_.eval_batch_size or table.data.get("eval_batch_size") or (16 if cuda else 8)
     for name, rows in tests.items():
         prompts = [eval_prompt(task.template, row) for row in rows]
         texts, stats = generate(model, setup_.tokenizer, prompts, accelerator, table.data["max_new_tokens"][name],
-                                table.data["num_beams"], tuple(table.data["stop_strings"]), setup_.eval_batch_size,
-                                progress, desc=f"generating {name}")
+                                table.data["num_beams"], tuple(table.data["stop_strings"]), batch,
+                                progress, desc=f"generating {name}", max_length=table.data.get("max_length"))
+        if table.data.get("score_with_prompt"):   # the source reads the decoded output, prompt included
+            texts = [prompt + text for prompt, text in zip(prompts, texts)]
         scores[name], predictions[name] = score(name, rows, texts)
         rates["generation_seconds"] += stats["generation_seconds"]
         rates["generated_tokens_per_s"].append(stats["generated_tokens_per_s"])
@@ -282,28 +342,35 @@ def run_job(args: argparse.Namespace, job: Job, setup_: Setup, accelerator) -> d
     run, table, task = job.run, job.recipe, get_task(job.run.dataset)
     start = time.perf_counter()
     set_seed(run.seed)
-    options = replace(job.options, targets=tuple(setup_.targets))
+    options = replace(job.options, targets=tuple(setup_.targets[table.data.get("targets")]))
     model = M.build(job.method, load_base(setup_, accelerator.device), options, "causal")
     counts = M.parameter_counts(model, [])
     saving = job.method in args.save_adapters
     initial = (M.save_initial(job.method, model, adapter_dir(args.out, run))
                if saving and accelerator.is_main_process else None)
     train_on_inputs = bool(table.data.get("train_on_inputs", False))
-    data = setup_.train_set(task, table.data["cutoff_len"], train_on_inputs)
+    data = setup_.train_set(task, dict(table.data))
     data, keep_best = held_out(data, table, setup_.tokenizer, job.micro_batch, run.seed, accelerator)
-    loader = make_loader(data, job.micro_batch, True, 0, run.seed, accelerator, collator(setup_.tokenizer),
-                         drop_last=False)   # the lineage's Trainer keeps the last partial batch
-    model, stats = train(model, loader, table, accelerator, lm_loss, grad_accum=job.grad_accum,
-                         max_steps=args.max_steps, keep_best=keep_best, progress=not args.no_progress, unit="tokens")
+    peft_labels = table.data.get("labels") == "peft"
+    loader = make_loader(data, job.micro_batch, True, 0, run.seed, accelerator,
+                         (peft_collator if peft_labels else collator)(setup_.tokenizer),
+                         drop_last=False,   # the lineage's Trainer keeps the last partial batch
+                         shuffle=table.data.get("order") is None)
+    model, stats = train(model, loader, table, accelerator, peft_lm_loss if peft_labels else lm_loss,
+                         grad_accum=job.grad_accum, max_steps=args.max_steps, keep_best=keep_best,
+                         progress=not args.no_progress, unit="tokens")
     scores, predictions, rates = evaluate(model, task, table, setup_, accelerator, not args.no_progress)
+    if accelerator.device.type == "cuda":   # PEFT's peak: the whole run, its test-set generation included
+        rates["peak_reserved_with_generation_mib"] = torch.cuda.max_memory_reserved(accelerator.device) / 2 ** 20
     saved = save(args, job, model, initial, accelerator) if saving else {}
     predictions_path = Path(args.out) / PREDICTIONS / f"{run.name}.json"
     if accelerator.is_main_process:
         write_json_atomic(predictions_path, predictions)
     mean = sum(s["accuracy"] for s in scores.values()) / len(scores)
     config = {"suite": args.suite, "recipe": table.describe(), "method_options": asdict(options),
-              "targets": setup_.targets, "method": DESCRIPTIONS[job.method], **setup_.source.describe(),
-              "dtype": str(setup_.dtype).removeprefix("torch."),
+              "targets": list(options.targets), "method": DESCRIPTIONS[job.method], **setup_.source.describe(),
+              "orientation": ORIENTATIONS.get(job.method), "dtype": str(setup_.dtype).removeprefix("torch."),
+              "precision": setup_.precision, "source_precision": table.data.get("dtype"),
               "gradient_checkpointing": setup_.gradient_checkpointing, "max_steps": args.max_steps,
               "eval_limit": args.eval_limit, "template": task.template.source, "micro_batch": job.micro_batch,
               "grad_accum": job.grad_accum,
@@ -336,8 +403,9 @@ def run(args: argparse.Namespace) -> int:
         print(dry_run(args, plan(args, world_size()), world_size()))
         return 0
     check_device_loaded(args.device)
-    accelerator = accelerator_for(args.device, bf16=args.dtype != "fp32")
-    jobs = plan(args, accelerator.num_processes)
+    jobs = plan(args, world_size())
+    precision = run_precision(args, jobs, uses_cuda(args.device))
+    accelerator = accelerator_for(args.device, mixed=PRECISIONS[precision][1])
     return run_suite(args, jobs, accelerator, prepare=lambda todo: setup(args, todo, accelerator),
                      run_job=lambda job, shared: run_job(args, job, shared, accelerator), summary=summary,
                      report=report)

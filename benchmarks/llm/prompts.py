@@ -24,12 +24,12 @@ def eval_prompt(template: Template, example: dict[str, Any]) -> str:
 
 
 def supervised_example(template: Template, example: dict[str, Any], tokenizer: Any, cutoff_len: int,
-                       train_on_inputs: bool = False) -> dict[str, list[int]]:
+                       train_on_inputs: bool = False, eos: bool = True) -> dict[str, list[int]]:
     """input_ids, attention_mask and labels of one training example (prompt tokens labelled -100 unless
-    `train_on_inputs`)."""
+    `train_on_inputs`; EOS appended when there is room, unless `eos` is False)."""
     prompt = train_prompt(template, example)
     ids = tokenizer(prompt + example["output"], truncation=True, max_length=cutoff_len)["input_ids"]
-    if ids[-1] != tokenizer.eos_token_id and len(ids) < cutoff_len:
+    if eos and ids[-1] != tokenizer.eos_token_id and len(ids) < cutoff_len:
         ids = [*ids, tokenizer.eos_token_id]
     prompt_len = 0 if train_on_inputs else len(tokenizer(prompt, truncation=True, max_length=cutoff_len)["input_ids"])
     labels = [IGNORE_INDEX] * prompt_len + ids[prompt_len:]

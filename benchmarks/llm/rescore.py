@@ -22,7 +22,7 @@ from . import answers
 from .tasks import TASKS
 
 KINDS = {t.name: t.answer_kind for task in TASKS.values() for t in task.tests}
-LENIENT_KINDS = ("number", "boxed")   # the kinds whose lenient reading has a fallback the lineage lacks
+LENIENT_KINDS = ("number", "boxed", "peft_number")   # the kinds whose lenient reading has a fallback the lineage lacks
 
 
 class RescoreError(ValueError):

@@ -2,17 +2,20 @@
 
 from ..core.catalog import descriptions
 from ..core.report import Shape
+from .peft_board import board
 from .published import ROWS
 from .recipes import TASK_TESTS
 
-TASK_TITLES = {"commonsense": "Commonsense reasoning", "math": "Arithmetic reasoning"}
+TASK_TITLES = {"commonsense": "Commonsense reasoning", "math": "Arithmetic reasoning",
+               "metamathqa": "PEFT's MetaMathQA benchmark"}
 TEST_TITLES = {"boolq": "BoolQ", "piqa": "PIQA", "social_i_qa": "SIQA", "hellaswag": "HellaSwag",
                "winogrande": "WinoGrande", "ARC-Easy": "ARC-e", "ARC-Challenge": "ARC-c", "openbookqa": "OBQA",
-               "gsm8k": "GSM8K", "MATH": "MATH"}
+               "gsm8k": "GSM8K", "MATH": "MATH", "gsm8k_peft": "GSM8K (PEFT's reading)"}
 
 SHAPE = Shape("llm", "Reasoning results", tuple(t for tests in TASK_TESTS.values() for t in tests),
               "Test accuracy (%) of the generated answers", "accuracy", None, descriptions("causal"),
               params_note="Params: trainable (adapter) parameters; a causal LM has no classifier head. Each method "
                           "runs at its recipe in benchmarks/llm/recipes.py (published values, each cited; the smoke "
                           "suite shrinks them: config.recipe of each result says which ran).",
-              published=ROWS, per_test=True, speed=True, titles={**TASK_TITLES, **TEST_TITLES})
+              published=ROWS, per_test=True, speed=True, titles={**TASK_TITLES, **TEST_TITLES},
+              task_sections={"metamathqa": board})

@@ -7,6 +7,8 @@ Sources follow the lineage the NEAT paper compares against (LLM-Adapters -> DoRA
   HellaSwag, WinoGrande, ARC-e, ARC-c, OBQA), which the DoRA and MiLoRA READMEs point to.
 * math: trained on MetaMathQA (`meta-math/MetaMathQA`), tested on GSM8K (`openai/gsm8k`, main, test) and on
   the 5,000-problem MATH test file of MiLoRA's repo (`sufenlp/MiLoRA` `data/MATH_test.jsonl`, MetaMath's copy).
+* metamathqa: PEFT's own benchmark (huggingface/peft `method_comparison/MetaMathQA`): trained on MetaMathQA with
+  PEFT's template, tested on GSM8K's test split, scored with PEFT's reading (test set `gsm8k_peft`).
 
 Every split is read into one schema, the lineage's: instruction / input / output / answer (LLM-Adapters'
 files have exactly these fields; other sources name their native columns here and how the answer is derived).
@@ -28,7 +30,7 @@ class Source:
     """One split: a Hub dataset id (`config`, `split`) or the URL of a JSON/JSON-lines file; the files looked
     for under --data-dir (relative paths, first found wins); native column -> schema field renames; and how
     `answer` is derived when the source has none ("metamath": after "The answer is: ", "gsm8k": after "#### ",
-    "boxed": the last \\boxed{} of the solution)."""
+    "boxed": the last \\boxed{} of the solution, "whole": the whole output, for a reader that parses it itself)."""
 
     hub: str
     local: tuple[str, ...]
@@ -145,7 +147,26 @@ MATH = Task(
     ),
     template=METAMATH)
 
-TASKS: dict[str, Task] = {t.name: t for t in (COMMONSENSE, MATH)}
+# PEFT's MetaMathQA benchmark (method_comparison/MetaMathQA@5d602fdbff04c33c1c4de55cda9d4ae1d7cb7e40,
+# default_training_params.json query_template): one template for training and testing; the training text is the
+# prompt followed directly by the response (data.py tokenize_with_answer), no input field.
+_PEFT_QUERY = "Question: {instruction} Think step by step.\nAnswer:"
+PEFT_METAMATHQA = Template(
+    train=_PEFT_QUERY, eval=_PEFT_QUERY, train_input=_PEFT_QUERY, eval_input=_PEFT_QUERY,
+    source="huggingface/peft method_comparison/MetaMathQA/default_training_params.json (query_template)"
+           "@cc8973120a49336993723084f5b918c5baafd512, data.py tokenize_with_answer@1b3c01ebeb6b811b45122c4a48350bf1fdbc16df")
+
+METAMATHQA = Task(
+    "metamathqa", "MetaMathQA → GSM8K (PEFT's method comparison)",
+    train=Source("meta-math/MetaMathQA", ("MetaMathQA-395K.json", "MetaMathQA/train.json", "MetaMathQA/train.jsonl"),
+                 rename={"query": "instruction", "response": "output"}, derive_answer="metamath"),
+    tests=(TestSet("gsm8k_peft", "GSM8K (PEFT)", "peft_number",
+                   Source("openai/gsm8k", ("gsm8k_test.jsonl", "gsm8k/test.json", "gsm8k/test.jsonl"), config="main",
+                          split="test", rename={"question": "instruction", "answer": "output"},
+                          derive_answer="whole")),),
+    template=PEFT_METAMATHQA)
+
+TASKS: dict[str, Task] = {t.name: t for t in (COMMONSENSE, MATH, METAMATHQA)}
 
 
 def get_task(name: str) -> Task:

@@ -304,11 +304,11 @@ def test_bad_cli_input_is_one_argparse_error(capsys):
 
 # --- the training loop's extensions the suite uses ------------------------------------------------------------
 def test_linear_schedule_warms_up_then_decays_to_zero():
-    from benchmarks.core.loop import linear_schedule, warmup_steps
+    from benchmarks.core.loop import lr_schedule, warmup_steps
     from benchmarks.glue.recipes import glue_recipe
 
     optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    schedule, seen = linear_schedule(optimizer, 100, warmup_steps(glue_recipe("neat-l", "sst2"), 100)), []
+    schedule, seen = lr_schedule(optimizer, 100, warmup_steps(glue_recipe("neat-l", "sst2"), 100)), []
     for _ in range(101):
         seen.append(optimizer.param_groups[0]["lr"])
         optimizer.step()

@@ -23,7 +23,7 @@ def _load(name: str) -> list[dict]:
     return [json.loads(line) for line in (HERE / name).read_text(encoding="utf8").splitlines() if line.strip()]
 
 
-ROWS = {name: _load(f"verdicts_{name}.jsonl") for name in ("gsm8k", "math", "commonsense")}
+ROWS = {name: _load(f"verdicts_{name}.jsonl") for name in ("gsm8k", "math", "commonsense", "gsm8k_peft")}
 ALL = [row for rows in ROWS.values() for row in rows]
 
 # Rows whose recorded verdict answers.py does not reproduce, with the reason (none at present).
@@ -43,7 +43,8 @@ def _params(rows: list[dict]) -> list:
 # --- the record itself -----------------------------------------------------------------------------------------
 def test_record_is_complete_and_pinned():
     assert len(ROWS["gsm8k"]) >= 60 and len(ROWS["math"]) >= 60 and len(ROWS["commonsense"]) >= 30
-    assert {r["test"] for r in ROWS["commonsense"]} == set(KIND) - {"gsm8k", "MATH"}
+    assert len(ROWS["gsm8k_peft"]) >= 60 and {r["test"] for r in ROWS["gsm8k_peft"]} == {"gsm8k_peft"}
+    assert {r["test"] for r in ROWS["commonsense"]} == set(KIND) - {"gsm8k", "MATH", "gsm8k_peft"}
     for row in ALL:
         assert set(row) >= {"test", "generation", "answer", "prediction", "correct", "source"}
         assert isinstance(row["correct"], bool) and (row["prediction"] is None or isinstance(row["prediction"], str))
@@ -90,6 +91,18 @@ def test_gsm8k_lineage_rules(generation, expected):
     assert A.extract("number", generation) == expected
 
 
+@pytest.mark.parametrize("generation, label, prediction, correct", [
+    ("Question: q\nAnswer: so 18.\nThe answer is: 36/2", "x\n#### 18", "36/2", True),    # fractions are evaluated
+    ("Answer: The answer is: .5", "x\n#### 5", "5", True),          # the leading "." is stripped with " .!?$%"
+    ("Answer: The answer is: 1,000", "1000", "1,000", False),        # no comma handling: text against a number
+    ("Answer: The answer is: 18", "18", "18", True),                 # a bare-number label is taken as it is
+    ("Answer: She makes 18 dollars.", "18", None, False),            # no marker: nothing read
+])
+def test_peft_reading_rules(generation, label, prediction, correct):
+    assert A.lineage_prediction("peft_number", generation) == prediction
+    assert A.is_correct("peft_number", generation, label) is correct
+
+
 def test_missing_marker_is_wrong_in_the_lineage_and_may_be_right_leniently():
     assert not A.is_correct("number", "She makes $18 every day.", "18")
     assert A.is_correct_lenient("number", "She makes $18 every day.", "18")
@@ -103,7 +116,7 @@ def test_unknown_kind_is_one_error():
             fn("yes_no", "yes")
     with pytest.raises(ValueError, match="Unknown answer kind"):
         A.is_correct("yes_no", "yes", "yes")
-    assert set(A.KINDS) == {"true_false", "solution", "answer", "ending", "option", "number", "boxed"}
+    assert set(A.KINDS) == {"true_false", "solution", "answer", "ending", "option", "number", "boxed", "peft_number"}
     assert A.CHOICES["answer"] == ("answer1", "answer2", "answer3", "answer4", "answer5")
 
 
@@ -216,7 +229,7 @@ def test_derive_answer_rules():
 def test_rescore_a_mixed_file_gives_the_recorded_verdicts_and_the_accuracy_per_test_set(tmp_path, capsys):
     from benchmarks.llm import cli
 
-    mixed = ROWS["gsm8k"][:20] + ROWS["math"][:20] + ROWS["commonsense"]
+    mixed = ROWS["gsm8k"][:20] + ROWS["math"][:20] + ROWS["commonsense"] + ROWS["gsm8k_peft"][:20]
     path = tmp_path / "generations.jsonl"
     path.write_text("".join(json.dumps({k: r[k] for k in ("test", "generation", "answer")}) + "\n" for r in mixed))
     assert cli.main(["--rescore", str(path)]) == 0
@@ -224,7 +237,7 @@ def test_rescore_a_mixed_file_gives_the_recorded_verdicts_and_the_accuracy_per_t
     rows = [json.loads(line) for line in out.splitlines()]
     assert [(r["prediction"], r["correct"]) for r in rows] == [(r["prediction"] or "", r["correct"]) for r in mixed]
     assert all(r["correct_lenient"] >= r["correct"] for r in rows)   # the lenient reading is never below
-    for test in ("gsm8k", "MATH", "boolq"):
+    for test in ("gsm8k", "MATH", "boolq", "gsm8k_peft"):
         mine = [r for r in mixed if r["test"] == test]
         right = sum(r["correct"] for r in mine)
         assert f"{test}: accuracy {right / len(mine):.4f} ({right}/{len(mine)}; lenient reading" in err

@@ -93,8 +93,10 @@ def test_neat_uses_the_papers_llm_orientation_and_targets():
 
 def test_targets_come_from_the_preset_or_must_exist():
     assert resolve_targets(tiny_llama(), None) == TARGETS
-    with pytest.raises(SetupError, match=r"--targets o_projx match\(es\) no linear layer of LlamaForCausalLM; its "
-                                         r"linear layers are named down_proj, gate_proj, k_proj, lm_head, o_proj"):
+    with pytest.raises(SetupError, match=r"^Targets o_projx \(the recipe's, or --targets\) match no linear layer of "
+                                         r"LlamaForCausalLM; its linear layers are named down_proj, gate_proj, k_proj, "
+                                         r"lm_head, o_proj, q_proj, up_proj, v_proj\. On the command line: --targets "
+                                         r"with some of them\.$"):
         resolve_targets(tiny_llama(), ("q_proj", "o_projx"))
     from transformers import GPT2Config, GPT2LMHeadModel
 

@@ -94,3 +94,26 @@ def test_keep_best_ends_on_the_weights_of_the_best_evaluated_step():
     for param, kept in zip(model.parameters(), snapshots[1]):
         torch.testing.assert_close(param, kept)
     assert model.training   # evaluation left the model as the loop had it
+
+
+@pytest.mark.parametrize("shape,reference", [("linear", "get_linear_schedule_with_warmup"),
+                                             ("cosine", "get_cosine_schedule_with_warmup")])
+def test_schedules_follow_transformers_own(shape, reference):
+    import transformers
+
+    from benchmarks.core.loop import lr_schedule
+
+    ours_opt, theirs_opt = (torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-4) for _ in range(2))
+    ours = lr_schedule(ours_opt, 50, 5, shape)
+    theirs = getattr(transformers, reference)(theirs_opt, num_warmup_steps=5, num_training_steps=50)
+    for _ in range(52):
+        assert ours_opt.param_groups[0]["lr"] == pytest.approx(theirs_opt.param_groups[0]["lr"], abs=1e-12)
+        ours_opt.step(), theirs_opt.step()
+        ours.step(), theirs.step()
+
+
+def test_an_unknown_schedule_is_refused():
+    from benchmarks.core.recipe import Recipe
+
+    with pytest.raises(ValueError, match=r"^Recipe.schedule must be one of linear, cosine, got 'step'\.$"):
+        Recipe(1e-3, 1, 8, schedule="step")
