@@ -16,7 +16,7 @@ import neat_text
 import neat_vision
 from neat_core.inject import saved_parameters
 
-from conftest import randomize_adapters, tiny_vit
+from conftest import tiny_vit
 from support.tiny_text import tiny_inputs, tiny_model
 
 import peft
