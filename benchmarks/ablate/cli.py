@@ -25,8 +25,8 @@ from dataclasses import fields
 from pathlib import Path
 
 from ..core.catalog import MethodOptions
-from ..core.flags import (add_option_flags, add_process_flags, add_run_flags, add_sweep_flags, check_paths, names,
-                          positive_float, positive_int, seed_list, suite_parser)
+from ..core.flags import (add_option_flags, add_process_flags, add_run_flags, add_sweep_flags, check_paths,
+                          check_pins, names, positive_float, positive_int, seed_list, suite_parser)
 from ..glue.cli import DEFAULT_MODEL as GLUE_MODEL
 from ..glue.cli import DEFAULT_WORKERS as GLUE_WORKERS
 from ..glue.recipes import GLUE_TASKS, glue_recipe
@@ -75,6 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             for d in args.datasets:
                 glue_recipe(v.method, d) if args.domain == "glue" else recipe_for(v.method, d)
         check_paths(args)
+        check_pins(args)
     except ValueError as err:
         p.error(str(err))
     if args.domain == "glue":

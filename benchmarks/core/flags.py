@@ -22,6 +22,7 @@ from typing import Any
 
 from .catalog import ACTIVATIONS, PRESETS, MethodOptions, check_methods, size_knob
 from .recipe import COMMAND_LINE, Recipe
+from .sources import LOCK, overrides
 
 DEFAULT_CACHE = Path(".cache") / "neat-peft"   # the smoke suites' generated assets (--cache-dir)
 
@@ -241,6 +242,23 @@ def add_source_flags(p: argparse.ArgumentParser, data_help: str, model_help: str
     p.add_argument("--model-path", help=path_help)
 
 
+def add_pin_flags(p: argparse.ArgumentParser) -> None:
+    """--revision, --allow-source-change, --accept-subset: which commit of a source loads, and what a run accepts."""
+    p.add_argument("--revision", action="append", metavar="ID=SHA", help="load Hub data set, model or GitHub "
+                   "repository ID at commit SHA instead of its pin (repeatable); the results and OUT/" + LOCK
+                   + " record it")
+    p.add_argument("--allow-source-change", action="store_true", help=f"run although OUT/{LOCK} records another "
+                   "commit of a source (its branch moved, or another pin or --revision); the lock file then records "
+                   "the new one")
+    p.add_argument("--accept-subset", action="store_true", help="train on data with fewer rows or classes than the "
+                   "data set's card lists (on purpose: a subset); otherwise such data stops the run")
+
+
+def check_pins(args: argparse.Namespace) -> None:
+    """--revision flags as args.revisions ({id: sha}), or a ValueError."""
+    args.revisions = overrides(getattr(args, "revision", None))
+
+
 def add_sweep_flags(p: argparse.ArgumentParser, micro_help: str, match: bool = True) -> None:
     """--lrs, --match-params (unless `match` is False), --micro-batch."""
     p.add_argument("--lrs", type=numbers, help="comma list of learning rates every method sweeps (default: each "
@@ -294,5 +312,6 @@ def check_suite(args: argparse.Namespace, known: tuple[str, ...], items: list[st
     args.match_params = check_match(args.match_params, known)
     check_options(args, args.methods)
     check_paths(args)
+    check_pins(args)
     if not (args.methods and items and args.seeds):
         raise ValueError(f"--method, {what} and --seeds each need at least one value.")

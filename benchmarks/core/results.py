@@ -10,6 +10,9 @@ Every result has (`record` builds them):
   trainable_params, head_params, method_params
   train_loss, train_seconds, train_<unit>_per_s, optimizer_steps, ... (the loop's statistics)
   wall_seconds, precision, config (recipe with its sources, method options, model, data), versions, device
+  sources                           every data set, file and model the run loaded: its commit (None: unknown), how it
+                                    was chosen (pinned, --revision, the lock file, recorded at first download), or
+                                    the path of a local copy (core.sources.Sources.describe)
 and whatever the suite adds (GLUE's epochs, the reasoning suite's predictions_path, adapter paths, ...).
 """
 
@@ -23,7 +26,7 @@ from typing import Any
 
 from .sweep import Run
 
-SCHEMA = 2
+SCHEMA = 2   # `sources` was added to schema 2 without a bump: readers never needed it, older files lack it
 RUNS = "runs"
 ADAPTERS = "adapters"
 
@@ -64,12 +67,12 @@ def load_results(out: str | os.PathLike) -> list[dict[str, Any]]:
 
 def record(suite: str, run: Run, *, metric: str, score: float, selection_score: float | None, selection: str,
            scores: dict[str, Any], counts: dict[str, int], stats: dict[str, Any], config: dict[str, Any],
-           grid: tuple[float, ...] = (), **extra: Any) -> dict[str, Any]:
+           sources: dict[str, Any], grid: tuple[float, ...] = (), **extra: Any) -> dict[str, Any]:
     """One result in the shared schema (see the module docstring); `extra` holds the suite's own entries."""
     return {"schema": SCHEMA, "suite": suite, "method": run.method, "dataset": run.dataset, "seed": run.seed,
             "lr": run.lr, "lr_grid": list(grid), "metric": metric, "score": score,
             "selection_score": selection_score, "selection": selection, "scores": scores, **counts, **stats,
-            "config": config, **extra}
+            "config": config, "sources": sources, **extra}
 
 
 def versions() -> dict[str, str]:

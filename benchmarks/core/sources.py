@@ -147,8 +147,9 @@ class Resolved:
     local: str | None = None
 
     def describe(self) -> dict[str, Any]:
+        pinned = self.pin is not None and self.pin.revision is not None and self.revision == self.pin.revision
         return {"kind": self.pin.kind if self.pin else "generated", "revision": self.revision, "how": self.how,
-                "local_copy": self.local, "pinned_from": self.pin.cite if self.pin and self.pin.revision else None}
+                "local_copy": self.local, "pinned_from": self.pin.cite if pinned and not self.local else None}
 
 
 def resolve(pin: Pin, out: str | os.PathLike | None, given: Mapping[str, str] | None = None,
@@ -161,7 +162,7 @@ def resolve(pin: Pin, out: str | os.PathLike | None, given: Mapping[str, str] | 
     if given and pin.repo in given:
         chosen = Resolved(pin, given[pin.repo], "--revision")
     elif pin.revision:
-        chosen = Resolved(pin, pin.revision, f"pinned ({pin.cite})")
+        chosen = Resolved(pin, pin.revision, "pinned")
     elif not online:
         return (Resolved(pin, recorded, f"{LOCK} (recorded {lock[pin.repo]['recorded']})") if recorded else
                 Resolved(pin, None, "unknown: offline, no pin and no lock file entry (the cached copy is used)"))

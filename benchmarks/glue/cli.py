@@ -19,8 +19,8 @@ import argparse
 from pathlib import Path
 
 from ..core.catalog import methods_for
-from ..core.flags import (add_option_flags, add_process_flags, add_run_flags, add_save_flag, add_source_flags,
-                          add_sweep_flags, check_suite, chosen, names, positive_int, suite_parser)
+from ..core.flags import (add_option_flags, add_pin_flags, add_process_flags, add_run_flags, add_save_flag,
+                          add_source_flags, add_sweep_flags, check_suite, chosen, names, positive_int, suite_parser)
 from .recipes import GLUE_TASKS, glue_recipe
 
 DEFAULT_MODEL = "roberta-base"
@@ -39,6 +39,7 @@ def parser() -> argparse.ArgumentParser:
                         "validation files (.csv, .json, .jsonl or .parquet)",
                      f"transformers model name (default {DEFAULT_MODEL})",
                      "a local transformers folder (save_pretrained) with the model and its tokenizer")
+    add_pin_flags(p)
     p.add_argument("--max-length", type=positive_int, help="truncate sequences to this many tokens (default: the "
                                                            "recipe's, 512)")
     add_option_flags(p, skip=("preset", "peft_target"))

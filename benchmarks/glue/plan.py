@@ -24,10 +24,12 @@ from ..core.errors import SetupError
 from ..core.flags import check_device_loaded, method_options, with_recipe_flags
 from ..core.loop import (accelerator_for, accumulation, make_loader, precision, predict, ranks_agree,
                          seed_everything, train)
-from ..core.models import ModelSource, ModelUnavailableError, create_text_model, text_architecture, text_tokenizer
+from ..core.models import (ModelSource, ModelUnavailableError, create_text_model, model_pin, resolved,
+                           text_architecture, text_tokenizer)
 from ..core.recipe import Recipe
 from ..core.results import record
 from ..core.runner import Job, provenance, run_suite, saved_adapter, world_size
+from ..core.sources import WEIGHTS, Sources, shown_revision, source_table
 from ..core.sweep import Run, expand
 from . import data as glue
 from .recipes import DEV_FRACTION, DEV_MAX, DEV_NOTE, glue_recipe
@@ -57,16 +59,20 @@ def best_epoch(epochs: list[dict[str, float]], metric: str) -> dict[str, float]:
     return max(scored or epochs[:1], key=lambda e: e[metric])
 
 
-def load_data(task: str, data_dir: str | None, tokenizer: Any, max_length: int, dev: bool) -> dict[str, Any]:
-    """The task's tokenised train / validation sets (from --data-dir, else the Hub); with `dev`, also "dev", a
-    seeded slice of train to select on (glue.hold_out), and "sweep_train", the rest that runs selecting on it
-    train on."""
+def load_raw(task: str, args: argparse.Namespace, sources: Sources) -> dict[str, Any]:
+    """The task's train / validation sets (from --data-dir, else the Hub at the commit `sources` resolves), checked
+    against their counts."""
+    if args.data_dir is None and not offline_mode() and not hub_reachable():
+        raise glue.unavailable(glue.get_task(task), "the Hugging Face Hub cannot be reached (no network) and no "
+                                                    "--data-dir was given")
+    return glue.load_task(task, args.data_dir, getattr(args, "accept_subset", False), sources)
+
+
+def load_data(task: str, raw: dict[str, Any], tokenizer: Any, max_length: int, dev: bool) -> dict[str, Any]:
+    """The task's tokenised train / validation sets; with `dev`, also "dev", a seeded slice of train to select on
+    (glue.hold_out), and "sweep_train", the rest that runs selecting on it train on."""
     spec = glue.get_task(task)
-    if data_dir is None and not offline_mode() and not hub_reachable():
-        raise glue.unavailable(spec, "the Hugging Face Hub cannot be reached (no network) and no --data-dir "
-                                     "was given")
-    data = {split: glue.tokenize(ds, tokenizer, spec, max_length)
-            for split, ds in glue.load_task(task, data_dir).items()}
+    data = {split: glue.tokenize(ds, tokenizer, spec, max_length) for split, ds in raw.items()}
     if dev:
         data["sweep_train"], data["dev"] = glue.hold_out(data["train"], DEV_FRACTION, DEV_MAX)
     return data
@@ -143,12 +149,15 @@ def dry_run(args: argparse.Namespace, jobs: list[Job], source: ModelSource, worl
             lines.append(f"| {j.run.method} | {j.run.dataset} | {grid} ({j.recipe.sweep}) | {j.recipe.batch_size} | "
                          f"{j.micro_batch} x {j.grad_accum} x {world} | {j.recipe.epochs} | "
                          f"{'held-out slice of train' if on_dev(j) else 'validation, best epoch'} | {count(j)} |")
-    return "\n".join(lines + glue.source_lines(args.tasks, args.data_dir))
+    model = (f"--model-path {source.path} (a local copy)" if source.path else
+             shown_revision(model_pin(source.name), args.out, args.revisions))
+    rows = glue.source_rows(args.tasks, args.data_dir, args.out, args.revisions) + [("model", model, WEIGHTS, None)]
+    return "\n".join(lines + source_table(rows, args.out))
 
 
 # --- one run ----------------------------------------------------------------------------------------------
 def run_job(args: argparse.Namespace, job: Job, data: dict[str, Any], source: ModelSource, tokenizer: Any,
-            accelerator) -> dict[str, Any]:
+            accelerator, sources: Sources) -> dict[str, Any]:
     """Train one job, scoring validation (and dev, when it selects there) after every epoch; returns the result."""
     from transformers import DataCollatorWithPadding
 
@@ -193,7 +202,8 @@ def run_job(args: argparse.Namespace, job: Job, data: dict[str, Any], source: Mo
     return record("glue", run, metric=metric, score=chosen[metric],
                   selection_score=chosen[("dev_" if dev else "") + metric],
                   selection=DEV_NOTE if dev else PAPER_SELECTION, scores={k: v for k, v in chosen.items() if k != "epoch"},
-                  counts=counts, stats=stats, config=config, grid=job.grid, best_epoch=chosen["epoch"],
+                  counts=counts, stats=stats, config=config, sources=sources.describe(), grid=job.grid,
+                  best_epoch=chosen["epoch"],
                   best_validation=best_epoch(epochs, metric)[metric], last_score=epochs[-1][metric], epochs=epochs,
                   **M.auto_scales(model), wall_seconds=time.perf_counter() - start,
                   precision=precision(model, accelerator), ranks_agree=ranks_agree(model, chosen[metric], accelerator),
@@ -211,18 +221,22 @@ def execute(args: argparse.Namespace, make_jobs: Callable[[ModelSource, int], li
     source = ModelSource(args.model, args.model_path)
     jobs = make_jobs(source, accelerator.num_processes)
 
-    def prepare(todo: list[Job]) -> tuple[Any, dict[str, Any]]:
-        tokenizer = text_tokenizer(source)
+    def prepare(todo: list[Job]) -> tuple[Any, dict[str, Any], ModelSource, Sources]:
+        sources = Sources.of_run(args)
         tasks = {t: max(j.recipe.data["max_length"] for j in todo if j.run.dataset == t)
                  for t in dict.fromkeys(j.run.dataset for j in todo)}
-        data = {t: load_data(t, args.data_dir, tokenizer, tasks[t], dev=any(on_dev(j) for j in todo
-                                                                             if j.run.dataset == t))
+        raw = {t: load_raw(t, args, sources) for t in tasks}   # checked before the tokenizer and the model load
+        at = resolved(source, sources)
+        tokenizer = text_tokenizer(at)
+        data = {t: load_data(t, raw[t], tokenizer, tasks[t], dev=any(on_dev(j) for j in todo if j.run.dataset == t))
                 for t in tasks}
-        return tokenizer, data
+        if accelerator.is_main_process:
+            sources.write_lock()
+        return tokenizer, data, at, sources
 
     def one(job: Job, shared) -> dict[str, Any]:
-        tokenizer, data = shared
-        return run_job(args, job, data[job.run.dataset], source, tokenizer, accelerator)
+        tokenizer, data, at, sources = shared
+        return run_job(args, job, data[job.run.dataset], at, tokenizer, accelerator, sources)
 
     return run_suite(args, jobs, accelerator, prepare=prepare, run_job=one, summary=summary,
                      report=report or glue_report)

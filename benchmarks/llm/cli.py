@@ -23,9 +23,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..core.flags import (DEFAULT_CACHE, add_option_flags, add_process_flags, add_run_flags, add_save_flag,
-                          add_source_flags, add_sweep_flags, check_options, check_paths, chosen, names,
-                          nonnegative_int, positive_int, seed_list, suite_parser)
+from ..core.flags import (DEFAULT_CACHE, add_option_flags, add_pin_flags, add_process_flags, add_run_flags,
+                          add_save_flag, add_source_flags, add_sweep_flags, check_options, check_paths, check_pins,
+                          chosen, names, nonnegative_int, positive_int, seed_list, suite_parser)
 from .recipes import METHODS, PRECISIONS, RECIPES, SMOKE_PRETRAIN_EPOCHS, SUITES, TASK_TESTS
 
 DATA_FLAGS = {"cutoff_len": positive_int, "num_beams": positive_int, "max_new_tokens": positive_int}
@@ -64,6 +64,7 @@ def parser() -> argparse.ArgumentParser:
     add_source_flags(p, "local data instead of the Hub (LLM-Adapters' layout; benchmarks/llm/data.py)",
                      "transformers causal LM name (default: the suite's)",
                      "a local transformers folder (save_pretrained) with the model and tokenizer")
+    add_pin_flags(p)
     add_option_flags(p, skip=OPTION_SKIP, recipe=("epochs", "batch_size", "lr", "weight_decay", "clip_grad",
                                                    "warmup_steps"))
     for name, kind in DATA_FLAGS.items():
@@ -108,6 +109,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.seeds = seed_list(args.seeds) if args.seeds else list(suite.seeds)
         check_options(args, args.methods)
         check_paths(args)
+        check_pins(args)
     except ValueError as err:
         p.error(str(err))
     args.out = args.out or str(Path("results") / "llm" / args.suite)

@@ -1,4 +1,8 @@
-"""Loading a task's splits from the Hub (or the lineage's file URLs) or from local JSON files, into one schema.
+"""Loading a task's splits from the Hub (or the lineage's files on GitHub) or from local JSON files, into one schema.
+
+Hub data sets and GitHub files load at the commits of their pins (core.sources; --revision overrides), and every
+split is checked against the rows its source gives (where found) before the model loads, local copies too
+(`accept_subset`: fewer on purpose); the smoke suite's generated files are named as such and not checked.
 
 Every split comes back as a `datasets.Dataset` with the columns instruction / input / output / answer (all
 strings). Local copies (--data-dir) follow LLM-Adapters' layout (`commonsense_170k.json`, `<test>/test.json`)
@@ -13,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..core.sources import Sources, hub_call, shown_revision, verify
 from .answers import derive_answer
 from .tasks import REQUIRED, SCHEMA, Source, Task, get_task
 
@@ -50,15 +55,19 @@ def _read_json(path: Path) -> Any:
                                  f"list of records with fields {', '.join(SCHEMA)}.") from None
 
 
-def _from_hub(what: str, source: Source) -> Any:
+def _from_hub(what: str, source: Source, sources: Sources) -> tuple[Any, str]:
+    """The split from the Hub or its GitHub file, at the commit `sources` resolves; and where from."""
     import datasets
 
-    try:
-        if source.is_url:
-            return datasets.load_dataset("json", data_files=source.hub, split="train")
-        return datasets.load_dataset(source.hub, source.config, split=source.split)
-    except (ConnectionError, OSError) as err:  # offline without a cached copy, network failures
-        raise unavailable(what, source, f"no cached copy, and the download failed ({type(err).__name__})") from None
+    instead = f"--data-dir DIR ({DATA_DIR_HELP})"
+    revision = sources.revision(source.pin, instead)
+    if source.is_url:
+        url = source.pin.url(source.path, revision)
+        return hub_call(lambda: datasets.load_dataset("json", data_files=url, split="train"), source.pin, revision,
+                        instead, what), url
+    data = hub_call(lambda: datasets.load_dataset(source.pin.repo, source.config, revision=revision,
+                                                  split=source.split), source.pin, revision, instead, what)
+    return data, f"{source.pin.repo} @ {revision or 'the cached copy'}"
 
 
 def local_file(data_dir: str | os.PathLike, source: Source) -> Path | None:
@@ -92,31 +101,56 @@ def to_schema(data: Any, source: Source, where: str) -> Any:
     return data.map(lambda row: {k: "" if row[k] is None else str(row[k]) for k in SCHEMA}, desc=f"checking {where}")
 
 
-def source_lines(names: list[str], data_dir: str | None) -> list[str]:
-    """Where each split of a plan's tasks comes from, for the dry run."""
-    lines = ["", "| task | split | source |", "|---|---|---|"]
+def _where(source: Source, data_dir: str | None, generated: bool, out: str | None,
+           given: dict[str, str] | None) -> str:
+    if data_dir:
+        kind = "generated: not checked" if generated else "a local copy: verified by counts"
+        return f"--data-dir {data_dir} ({' or '.join(source.local)}; {kind})"
+    if source.is_url:
+        return f"{source.pin.repo} @ {(given or {}).get(source.pin.repo, source.pin.revision)}: {source.path}"
+    return shown_revision(source.pin, out, given) + (f" ({source.config})" if source.config else "")
+
+
+def source_rows(names: list[str], data_dir: str | None, generated: bool = False, out: str | None = None,
+                given: dict[str, str] | None = None) -> list[tuple[str, str, str, Any]]:
+    """Where each split of a plan's tasks comes from, for the dry run: the Hub id or GitHub file @ revision (or the
+    local file), the split used, the expected rows."""
+    rows = []
     for name in dict.fromkeys(names):
         task = get_task(name)
         for split, source in [("train", task.train), *((t.name, t.source) for t in task.tests)]:
-            where = f"--data-dir {data_dir} ({' or '.join(source.local)})" if data_dir else source.hub
-            lines.append(f"| {name} | {split} | {where} |")
-    return lines
+            rows.append((f"{name}: {split}", _where(source, data_dir, generated, out, given), source.split,
+                         None if generated else source.expected))
+    return rows
 
 
-def load_split(what: str, source: Source, data_dir: str | os.PathLike | None = None) -> Any:
-    """One split in the schema: from `data_dir` (see `Source.local`) when given, else from the Hub / URL."""
+def load_split(what: str, source: Source, data_dir: str | os.PathLike | None = None, *,
+               sources: Sources | None = None, accept_subset: bool = False, generated: bool = False) -> Any:
+    """One split in the schema: from `data_dir` (see `Source.local`) when given, else from the Hub / GitHub at the
+    commit `sources` resolves (and records); checked against the source's rows unless the data is `generated`."""
+    sources = sources if sources is not None else Sources(None)
     if data_dir is None:
-        return to_schema(_from_hub(what, source), source, f"{what} ({source.hub})")
-    path = local_file(data_dir, source)
-    if path is None:
-        looked = ", ".join(str(Path(data_dir) / name) for name in source.local)
-        raise unavailable(what, source, f"--data-dir has none of {looked}")
-    return to_schema(_read_json(path), source, str(path))
+        data, where = _from_hub(what, source, sources)
+    else:
+        path = local_file(data_dir, source)
+        if path is None:
+            looked = ", ".join(str(Path(data_dir) / name) for name in source.local)
+            raise unavailable(what, source, f"--data-dir has none of {looked}")
+        data, where = _read_json(path), str(path)
+        if generated:
+            sources.generated(what, f"generated by the smoke suite ({path})")
+        else:
+            sources.local(source.pin, what, path, "--data-dir")
+    if not generated:
+        verify(what, {source.split: data}, source.expected, label_key=None, accept_subset=accept_subset,
+               where=where)
+    return to_schema(data, source, where if data_dir is not None else f"{what} ({source.hub})")
 
 
 def load_task(task: Task, data_dir: str | os.PathLike | None = None, tests: list[str] | None = None,
-              train: bool = True) -> dict[str, Any]:
-    """{"train": Dataset or None, "tests": {test name: Dataset}} of `task` (all its test sets unless `tests`)."""
+              train: bool = True, **checks: Any) -> dict[str, Any]:
+    """{"train": Dataset or None, "tests": {test name: Dataset}} of `task` (all its test sets unless `tests`);
+    `checks`: load_split's sources, accept_subset, generated."""
     chosen = [task.test(name) for name in (tests or [t.name for t in task.tests])]
-    return {"train": load_split(f"{task.name} training data", task.train, data_dir) if train else None,
-            "tests": {t.name: load_split(f"{t.title} test set", t.source, data_dir) for t in chosen}}
+    return {"train": load_split(f"{task.name} training data", task.train, data_dir, **checks) if train else None,
+            "tests": {t.name: load_split(f"{t.title} test set", t.source, data_dir, **checks) for t in chosen}}

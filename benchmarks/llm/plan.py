@@ -22,10 +22,12 @@ from ..core.errors import SetupError
 from ..core.flags import check_device_loaded, method_options, with_recipe_flags
 from ..core.loop import (BestCheckpoint, accelerator_for, accumulation, is_fsdp, make_loader, train, uses_cuda,
                          whole_parameters)
-from ..core.models import ModelSource, ModelUnavailableError, create_causal_lm, text_tokenizer
+from ..core.models import (ModelSource, ModelUnavailableError, create_causal_lm, model_pin, resolved, text_config,
+                           text_tokenizer)
 from ..core.recipe import COMMAND_LINE, Recipe
 from ..core.results import adapter_dir, record, write_json_atomic
 from ..core.runner import Job, provenance, run_suite, world_size
+from ..core.sources import WEIGHTS, Sources, shown_revision, source_table
 from ..core.sweep import expand
 from .data import ReasoningDataError, load_task, unavailable_without_network
 from .generate import checkpoint_activations, collator, generate, lm_loss, peft_collator, peft_lm_loss
@@ -78,8 +80,8 @@ def plan(args: argparse.Namespace, world: int = 1) -> list[Job]:
 
 def dry_run(args: argparse.Namespace, jobs: list[Job], world: int) -> str:
     """The plan as Markdown: per (method, task) the lr, batch, micro x accumulation x processes, epochs, method
-    options, cutoff and decoding; then the data sources."""
-    from .data import source_lines
+    options, cutoff and decoding; then where the data and the model come from (revisions, splits, expected rows)."""
+    from .data import source_rows
 
     lines = [f"Plan: {len(jobs)} runs ({len(args.seeds)} seed(s)), model {model_name(args)}"
              + (f" from {args.model_path}" if args.model_path else "") + ".", "",
@@ -104,14 +106,20 @@ def dry_run(args: argparse.Namespace, jobs: list[Job], world: int) -> str:
                      f"{j.recipe.batch_size} | {j.micro_batch} x {j.grad_accum} x {world} | {j.recipe.epochs} | "
                      f"warm-up {warm}, {j.recipe.schedule}, wd {j.recipe.weight_decay:g} | {options} | "
                      f"{','.join(data.get('targets') or ('paper_llm preset',))} | {training_line(data)} | {decoding} |")
-    generated = "the smoke suite's generated files" if args.suite == "smoke" and not args.data_dir else None
     try:
         precision = f"{run_precision(args, jobs, uses_cuda(args.device))} (base weights, autocast)"
     except SetupError as err:
         precision = f"refused: {err}"
     lines += ["", f"Precision on this machine: {precision}; the recipes' sources: "
               + ", ".join(sorted({f"{j.run.dataset} {j.recipe.data.get('dtype', 'fp32+bf16')}" for j in jobs})) + "."]
-    return "\n".join(lines + source_lines(args.tasks, args.data_dir or generated))
+    smoke = args.suite == "smoke"
+    generated = smoke and not args.data_dir
+    rows = source_rows(args.tasks, args.data_dir or ("the smoke suite's generated files" if generated else None),
+                       generated, args.out, args.revisions)
+    model = (f"--model-path {args.model_path} (a local copy)" if args.model_path else
+             "a tiny random LLaMA made here (the smoke suite's)" if smoke and not args.model else
+             shown_revision(model_pin(model_name(args)), args.out, args.revisions))
+    return "\n".join(lines + source_table(rows + [("model", model, WEIGHTS, None)], args.out))
 
 
 def training_line(data: dict[str, Any]) -> str:
@@ -150,7 +158,8 @@ def run_precision(args: argparse.Namespace, jobs: list[Job], cuda: bool) -> str:
 @dataclass
 class Setup:
     """What every job of a run shares: model source, data folder, base weights' dtype, checkpointing, the targets
-    every method adapts, the tokenizer, the raw task data, and tokenised training sets by (task, cutoff, masking)."""
+    every method adapts, the tokenizer, the raw task data, the resolved sources, and tokenised training sets by
+    (task, cutoff, masking)."""
 
     source: ModelSource
     data_dir: str | None
@@ -160,6 +169,7 @@ class Setup:
     tokenizer: Any
     tasks: dict[str, dict[str, Any]]
     eval_batch_size: int | None
+    sources: Sources
     tokenized: dict[tuple, Any] = field(default_factory=dict)
 
     @property
@@ -173,15 +183,16 @@ class Setup:
         return self.tokenized[key]
 
 
-def sources(args: argparse.Namespace) -> tuple[ModelSource, str | None]:
-    """The model and the data folder: the flags, else the suite's (smoke: the generated assets, made once)."""
+def sources(args: argparse.Namespace) -> tuple[ModelSource, str | None, bool]:
+    """The model, the data folder and whether its data is generated: the flags, else the suite's (smoke: the
+    generated assets, made once)."""
     name = model_name(args)
     model_path, data_dir = args.model_path, args.data_dir
     if args.suite == "smoke" and not (args.model and args.data_dir):
         smoke_data, smoke_model = assets(args.cache_dir, args.pretrain_epochs)
         data_dir = data_dir or str(smoke_data)
         model_path = model_path or (None if args.model else str(smoke_model))
-    return ModelSource(name, model_path), data_dir
+    return ModelSource(name, model_path), data_dir, data_dir is not None and not args.data_dir
 
 
 def tokenizer_for(source: ModelSource) -> Any:
@@ -216,40 +227,42 @@ def resolve_targets(model: nn.Module, targets: tuple[str, ...] | None) -> list[s
 def check_model(source: ModelSource, wanted: list[tuple[str, ...] | None]) -> dict[tuple[str, ...] | None, list[str]]:
     """{a recipe's targets: the layers they adapt}, resolved on a weightless copy of the model (SetupError when the
     model type has no preset or lacks the named layers)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    try:
-        config = AutoConfig.from_pretrained(source.path or source.name)
-    except OSError as err:
-        raise ModelUnavailableError(f"The config of {source.name!r} cannot be read ({type(err).__name__}); pass "
-                                    "--model-path with a local transformers folder.") from None
+    config = text_config(source)
     with torch.device("meta"):
         skeleton = AutoModelForCausalLM.from_config(config)
     return {targets: resolve_targets(skeleton, targets) for targets in dict.fromkeys(wanted)}
 
 
 def setup(args: argparse.Namespace, todo: list[Job], accelerator) -> Setup:
-    """Model and data sources, the tokenizer, the targets and the raw data of every task with unfinished jobs;
-    fails early (no network, a model type without a preset, targets the model lacks) with one message."""
+    """Model and data sources, the raw data of every task with unfinished jobs (checked against its rows), the
+    model's commit, the tokenizer and the targets; fails early (no network, a data set that is not what its source
+    says, a gated model, a model type without a preset, targets the model lacks) with one message."""
     with accelerator.main_process_first():  # the smoke assets are made once
-        source, data_dir = sources(args)
+        source, data_dir, generated = sources(args)
     tasks = list(dict.fromkeys(j.run.dataset for j in todo))
     if data_dir is None and not offline_mode() and not hub_reachable():
         raise unavailable_without_network(tasks[0])
-    tokenizer = tokenizer_for(source)
-    targets = check_model(source, [j.recipe.data.get("targets") for j in todo])
-    cuda = accelerator.device.type == "cuda"
+    found = Sources.of_run(args)
     data = {}
     for name in tasks:
         task = get_task(name)
         tests = [t for t in (args.tests or []) if t in {s.name for s in task.tests}] or None
-        loaded = load_task(task, data_dir, tests)
+        loaded = load_task(task, data_dir, tests, sources=found, accept_subset=args.accept_subset,
+                           generated=generated)
         if args.eval_limit:
             loaded["tests"] = {n: d.select(range(min(args.eval_limit, len(d)))) for n, d in loaded["tests"].items()}
         data[name] = loaded
+    source = resolved(source, found)
+    tokenizer = tokenizer_for(source)
+    targets = check_model(source, [j.recipe.data.get("targets") for j in todo])
+    if accelerator.is_main_process:
+        found.write_lock()
+    cuda = accelerator.device.type == "cuda"
     return Setup(source, data_dir, run_precision(args, todo, cuda),
                  cuda if args.gradient_checkpointing is None else args.gradient_checkpointing, targets, tokenizer, data,
-                 args.eval_batch_size)
+                 args.eval_batch_size, found)
 
 
 # --- one job ------------------------------------------------------------------------------------------------
@@ -380,7 +393,8 @@ def run_job(args: argparse.Namespace, job: Job, setup_: Setup, accelerator) -> d
                        "test_sizes": {name: s["total"] for name, s in scores.items()}}}
     return record("llm", run, metric="accuracy", score=mean, selection_score=None, selection=SELECTION,
                   scores={name: s["accuracy"] for name, s in scores.items()}, counts=counts, stats={**stats, **rates},
-                  config=config, grid=job.grid, tests=scores, predictions_path=str(predictions_path), adapter=saved,
+                  config=config, sources=setup_.sources.describe(), grid=job.grid, tests=scores,
+                  predictions_path=str(predictions_path), adapter=saved,
                   wall_seconds=time.perf_counter() - start, **provenance(accelerator))
 
 

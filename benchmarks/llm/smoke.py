@@ -120,7 +120,7 @@ def _texts(data_dir: Path) -> list[str]:
 
     texts = []
     for task in TASKS.values():
-        loaded = load_task(task, data_dir)
+        loaded = load_task(task, data_dir, generated=True)
         for split in [loaded["train"], *loaded["tests"].values()]:
             for row in split:
                 texts += [train_prompt(task.template, row) + row["output"], eval_prompt(task.template, row)]
@@ -134,7 +134,7 @@ def _random_answers(data_dir: Path, seed: int) -> list[dict[str, str]]:
 
     rng, rows = random.Random(seed), []
     for task in TASKS.values():
-        for row in load_split(task.name, task.train, data_dir):
+        for row in load_split(task.name, task.train, data_dir, generated=True):
             kind = next((k for k, words in CHOICES.items() if row["answer"] in words), None)
             wrong = rng.choice(CHOICES[kind]) if kind else str(rng.randint(1, 25))
             rows.append({**row, "output": row["output"].replace(row["answer"], wrong), "task": task.name})

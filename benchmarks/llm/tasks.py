@@ -10,38 +10,70 @@ Sources follow the lineage the NEAT paper compares against (LLM-Adapters -> DoRA
 * metamathqa: PEFT's own benchmark (huggingface/peft `method_comparison/MetaMathQA`): trained on MetaMathQA with
   PEFT's template, tested on GSM8K's test split, scored with PEFT's reading (test set `gsm8k_peft`).
 
-Every split is read into one schema, the lineage's: instruction / input / output / answer (LLM-Adapters'
-files have exactly these fields; other sources name their native columns here and how the answer is derived).
+Every source is pinned (core.sources.Pin: a Hub repository or a GitHub repository's raw file at a commit, with where
+the commit was found) and carries the rows it should hold where they were found (checked on load). Every split is
+read into one schema, the lineage's: instruction / input / output / answer (LLM-Adapters' files have exactly these
+fields; other sources name their native columns here and how the answer is derived).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..core.sources import Expected, Pin
+
 SCHEMA = ("instruction", "input", "output", "answer")
 REQUIRED = ("instruction", "output", "answer")   # `input` may be missing (it is then empty)
 
-LLM_ADAPTERS_TEST = "https://raw.githubusercontent.com/AGI-Edgerunners/LLM-Adapters/main/dataset/{name}/test.json"
-MILORA_MATH_TEST = "https://raw.githubusercontent.com/sufenlp/MiLoRA/main/data/MATH_test.jsonl"
+LLM_ADAPTERS_REPO = Pin("AGI-Edgerunners/LLM-Adapters", "ae07636f948d5536c3566267bb467661bfa4e90b",
+                   "the commit that last changed the eight dataset/<name>/test.json files (git log of the repository "
+                   "at 816657208af4db747803f87ba40a4c71383fed7a)", "github")
+LLM_ADAPTERS_ROWS = ("rows counted in AGI-Edgerunners/LLM-Adapters dataset/<name>/test.json at "
+                     "816657208af4db747803f87ba40a4c71383fed7a (unchanged since ae07636)")
+MILORA_REPO = Pin("sufenlp/MiLoRA", "e5f7268442fdb02f468aa9f952c518e53eb28ce2",
+             "the commit that added data/MATH_test.jsonl (git log of the repository at "
+             "4740756d5d74700527d799a8d4a0c40dc9e92235)", "github")
+PEFT_META = ("huggingface/peft method_comparison/MetaMathQA/results/lora--llama-3.2-3B-rank32.json @ "
+             "0a179c1e8659ab4f7df0369b9b03943cfe470ff1 (meta_info)")
+PEFT_META_2026 = ("huggingface/peft method_comparison/MetaMathQA/results/peanut--llama-3.2-3B-rank32-relu-depth0-s2.0.json"
+                  " @ 493e7539c6201e497c19bcd22a366a7480c98264 (meta_info.dataset_info)")
+METAMATHQA_PIN = Pin("meta-math/MetaMathQA", "aa4f34d3d2d3231299b5b03d9b3e5a20da45aa18",
+                     f"{PEFT_META}; {PEFT_META_2026}; also main's head on its tree page")
+GSM8K_TEST_ROWS = ("openai/gsm8k card dataset_info (main: train 7,473 / test 1,319); MiLoRA's data/gsm8k_test.jsonl "
+                   "has 1,319 lines too")
 
 
 @dataclass(frozen=True)
 class Source:
-    """One split: a Hub dataset id (`config`, `split`) or the URL of a JSON/JSON-lines file; the files looked
-    for under --data-dir (relative paths, first found wins); native column -> schema field renames; and how
-    `answer` is derived when the source has none ("metamath": after "The answer is: ", "gsm8k": after "#### ",
-    "boxed": the last \\boxed{} of the solution, "whole": the whole output, for a reader that parses it itself)."""
+    """One split: a Hub dataset (`pin`, `config`, `split`) or a JSON/JSON-lines file `path` of a GitHub repository
+    (`pin` of kind "github"); the files looked for under --data-dir (relative paths, first found wins); native column
+    -> schema field renames; how `answer` is derived when the source has none ("metamath": after "The answer is: ",
+    "gsm8k": after "#### ", "boxed": the last \\boxed{} of the solution, "whole": the whole output, for a reader
+    that parses it itself); the rows it holds where they were found
+    (`rows`, with `rows_cite`; None: not checked, `rows_cite` says why)."""
 
-    hub: str
+    pin: Pin
     local: tuple[str, ...]
+    path: str = ""
     config: str | None = None
     split: str = "train"
     rename: dict[str, str] = field(default_factory=dict)
     derive_answer: str | None = None
+    rows: int | None = None
+    rows_cite: str = ""
 
     @property
     def is_url(self) -> bool:
-        return self.hub.startswith(("https://", "http://"))
+        return self.pin.kind == "github"
+
+    @property
+    def hub(self) -> str:
+        """The Hub id, or the file's URL at the pinned commit."""
+        return self.pin.url(self.path) if self.is_url else self.pin.repo
+
+    @property
+    def expected(self) -> Expected:
+        return Expected({self.split: self.rows} if self.rows else {}, None, self.rows_cite)
 
 
 @dataclass(frozen=True)
@@ -112,38 +144,48 @@ METAMATH = Template(
     source="MiLoRA/PiSSA train.py PROMPT; MiLoRA inference/gsm8k_inference.py and MATH_inference.py")
 
 
-def _llm_adapters_test(name: str, title: str, kind: str) -> TestSet:
-    return TestSet(name, title, kind, Source(LLM_ADAPTERS_TEST.format(name=name), (f"{name}/test.json",
-                                                                                  f"{name}/test.jsonl")))
+def _llm_adapters_test(name: str, title: str, kind: str, rows: int | None) -> TestSet:
+    return TestSet(name, title, kind, Source(
+        LLM_ADAPTERS_REPO, (f"{name}/test.json", f"{name}/test.jsonl"), path=f"dataset/{name}/test.json", split="test",
+        rows=rows, rows_cite=LLM_ADAPTERS_ROWS if rows else "not counted (the file was not in the copy searched)"))
 
 
 COMMONSENSE = Task(
     "commonsense", "Commonsense reasoning",
-    train=Source("zwhe99/commonsense_170k", ("commonsense_170k.json", "commonsense_170k/train.json",
-                                             "commonsense_170k/train.jsonl")),
+    train=Source(Pin("zwhe99/commonsense_170k", None, "no full commit found (main's head was seen as 0bb8db2): "
+                     "recorded at first download"),
+                 ("commonsense_170k.json", "commonsense_170k/train.json", "commonsense_170k/train.jsonl"),
+                 rows_cite="not checked: its exact count was not found (the Hub viewer shows 170k)"),
     tests=(
-        _llm_adapters_test("boolq", "BoolQ", "true_false"),
-        _llm_adapters_test("piqa", "PIQA", "solution"),
-        _llm_adapters_test("social_i_qa", "SIQA", "answer"),
-        _llm_adapters_test("hellaswag", "HellaSwag", "ending"),
-        _llm_adapters_test("winogrande", "WinoGrande", "option"),
-        _llm_adapters_test("ARC-Easy", "ARC-e", "answer"),
-        _llm_adapters_test("ARC-Challenge", "ARC-c", "answer"),
-        _llm_adapters_test("openbookqa", "OBQA", "answer"),
+        _llm_adapters_test("boolq", "BoolQ", "true_false", 3270),
+        _llm_adapters_test("piqa", "PIQA", "solution", 1838),
+        _llm_adapters_test("social_i_qa", "SIQA", "answer", 1954),
+        _llm_adapters_test("hellaswag", "HellaSwag", "ending", None),
+        _llm_adapters_test("winogrande", "WinoGrande", "option", 1267),
+        _llm_adapters_test("ARC-Easy", "ARC-e", "answer", 2376),
+        _llm_adapters_test("ARC-Challenge", "ARC-c", "answer", 1172),
+        _llm_adapters_test("openbookqa", "OBQA", "answer", 500),
     ),
     template=LLM_ADAPTERS)
 
 MATH = Task(
     "math", "Arithmetic reasoning",
-    train=Source("meta-math/MetaMathQA", ("MetaMathQA-395K.json", "MetaMathQA/train.json", "MetaMathQA/train.jsonl"),
-                 rename={"query": "instruction", "response": "output"}, derive_answer="metamath"),
+    train=Source(METAMATHQA_PIN, ("MetaMathQA-395K.json", "MetaMathQA/train.json", "MetaMathQA/train.jsonl"),
+                 rename={"query": "instruction", "response": "output"}, derive_answer="metamath",
+                 rows_cite="not checked: an exact count was not found (395K by its file name)"),
     tests=(
         TestSet("gsm8k", "GSM8K", "number",
-                Source("openai/gsm8k", ("gsm8k_test.jsonl", "gsm8k/test.json", "gsm8k/test.jsonl"), config="main",
-                       split="test", rename={"question": "instruction", "answer": "output"}, derive_answer="gsm8k")),
+                Source(Pin("openai/gsm8k", "e53f048856ff4f594e959d75785d2c2d37b678ee",
+                           f"{PEFT_META}: the 'Convert dataset to Parquet (#3)' commit; peft's 2026 runs used "
+                           "740312add88f781978c0658806c59bc2815b9866"),
+                       ("gsm8k_test.jsonl", "gsm8k/test.json", "gsm8k/test.jsonl"), config="main", split="test",
+                       rename={"question": "instruction", "answer": "output"}, derive_answer="gsm8k", rows=1319,
+                       rows_cite=GSM8K_TEST_ROWS)),
         TestSet("MATH", "MATH", "boxed",
-                Source(MILORA_MATH_TEST, ("MATH_test.jsonl", "MATH/test.json", "MATH/test.jsonl"),
-                       derive_answer="boxed")),
+                Source(MILORA_REPO, ("MATH_test.jsonl", "MATH/test.json", "MATH/test.jsonl"),
+                       path="data/MATH_test.jsonl", split="test", derive_answer="boxed", rows=5000,
+                       rows_cite="the MATH test set's 5,000 problems (Hendrycks et al., arXiv 2103.03874; "
+                                 "lighteval/MATH README); MiLoRA's file itself was not counted")),
     ),
     template=METAMATH)
 
@@ -158,12 +200,14 @@ PEFT_METAMATHQA = Template(
 
 METAMATHQA = Task(
     "metamathqa", "MetaMathQA → GSM8K (PEFT's method comparison)",
-    train=Source("meta-math/MetaMathQA", ("MetaMathQA-395K.json", "MetaMathQA/train.json", "MetaMathQA/train.jsonl"),
-                 rename={"query": "instruction", "response": "output"}, derive_answer="metamath"),
+    train=Source(METAMATHQA_PIN, ("MetaMathQA-395K.json", "MetaMathQA/train.json", "MetaMathQA/train.jsonl"),
+                 rename={"query": "instruction", "response": "output"}, derive_answer="metamath",
+                 rows_cite="not checked: an exact count was not found (395K by its file name)"),
     tests=(TestSet("gsm8k_peft", "GSM8K (PEFT)", "peft_number",
-                   Source("openai/gsm8k", ("gsm8k_test.jsonl", "gsm8k/test.json", "gsm8k/test.jsonl"), config="main",
-                          split="test", rename={"question": "instruction", "answer": "output"},
-                          derive_answer="whole")),),
+                   Source(Pin("openai/gsm8k", "740312add88f781978c0658806c59bc2815b9866", PEFT_META_2026),
+                          ("gsm8k_test.jsonl", "gsm8k/test.json", "gsm8k/test.jsonl"), config="main", split="test",
+                          rename={"question": "instruction", "answer": "output"}, derive_answer="whole", rows=1319,
+                          rows_cite=GSM8K_TEST_ROWS)),),
     template=PEFT_METAMATHQA)
 
 TASKS: dict[str, Task] = {t.name: t for t in (COMMONSENSE, MATH, METAMATHQA)}

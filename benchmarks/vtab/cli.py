@@ -21,7 +21,8 @@ import sys
 
 from ..core.catalog import PEFT_TARGETS, methods_for
 from ..core.flags import (DEFAULT_CACHE, add_option_flags, add_process_flags, add_run_flags, add_save_flag,
-                          add_source_flags, add_sweep_flags, check_suite, chosen, names, positive_int, suite_parser)
+                          add_pin_flags, add_source_flags, add_sweep_flags, check_suite, chosen, names, positive_int,
+                          suite_parser)
 from .recipes import IMAGE_DATASETS, SUITES, recipe_for
 
 METHODS = methods_for("image")
@@ -36,8 +37,7 @@ def add_backbone_flags(p: argparse.ArgumentParser, model_help: str = "timm model
     p.add_argument("--model-args", type=json.loads, help="JSON of extra timm.create_model arguments")
     p.add_argument("--cache-dir", help=f"smoke suite: where the pre-trained ViT is cached (default {DEFAULT_CACHE})")
     p.add_argument("--pretrain-epochs", type=positive_int, help="smoke suite: epochs of pre-training on digits 0-4")
-    p.add_argument("--accept-subset", action="store_true", help="train on local data with fewer rows or classes "
-                   "than the dataset's card lists (on purpose: a subset); otherwise such data stops the run")
+    add_pin_flags(p)
 
 
 def parser() -> argparse.ArgumentParser:

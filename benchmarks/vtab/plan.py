@@ -29,12 +29,14 @@ from ..core.errors import SetupError
 from ..core.flags import DEFAULT_CACHE, check_device_loaded, method_options, with_recipe_flags
 from ..core.loop import (accelerator_for, accumulation, accuracy, make_loader, precision, ranks_agree,
                          seed_everything, train)
-from ..core.models import ModelSource, ModelUnavailableError, architecture, create_model, data_config
+from ..core.models import (ModelSource, ModelUnavailableError, architecture, create_model, data_config, model_pin,
+                           resolved)
 from ..core.recipe import Recipe
 from ..core.results import record
 from ..core.runner import Job, provenance, run_suite, saved_adapter, world_size
+from ..core.sources import WEIGHTS, Sources, shown_revision, source_table
 from ..core.sweep import expand
-from .data import DataUnavailableError, ImageDataset, Splits, build_transform, get_spec, load_splits
+from .data import DataUnavailableError, ImageDataset, Splits, build_transform, get_spec, load_splits, source_rows
 from .recipes import SUITES, recipe_for
 from .shape import SHAPE
 from .smoke import pretrained_backbone
@@ -139,12 +141,19 @@ def _lrs(grid: tuple[float, ...]) -> str:
     return ",".join(f"{lr:g}" for lr in grid)
 
 
+def model_row(args: argparse.Namespace, source: ModelSource) -> tuple[str, str, str, None]:
+    """The dry run's row for the backbone: its Hub repository @ revision, or the local copy."""
+    if source.path:
+        return "model", f"--model-path {source.path} (a local copy)", WEIGHTS, None
+    if args.suite == "smoke" and not args.model:
+        return "model", f"pre-trained here on digits 0-4, cached under {args.cache_dir or DEFAULT_CACHE}", WEIGHTS, None
+    return "model", shown_revision(model_pin(source.name, "timm"), args.out, args.revisions), WEIGHTS, None
+
+
 def dry_run(args: argparse.Namespace, jobs: list[Job], world: int) -> str:
     """The plan as a Markdown table: one row per (method, dataset) with its lr grid, batch, micro-batch ×
     accumulation × processes, and exact trainable parameters (method's own, head) on a random-init model; then
-    where each dataset comes from."""
-    from .data import source_lines
-
+    where each dataset and the backbone come from (revisions, splits used, expected counts)."""
     source = design(args)
     lines = [f"Plan: {len(jobs)} runs ({len(args.seeds)} seed(s)), model {source.name}"
              + (f" from {source.path}" if source.path else " (random init from timm's config for the counts)")
@@ -160,21 +169,25 @@ def dry_run(args: argparse.Namespace, jobs: list[Job], world: int) -> str:
         lines.append(f"| {j.run.method} | {j.run.dataset} | {_lrs(j.grid)} ({j.recipe.sweep}) | "
                      f"{j.recipe.batch_size} | {j.micro_batch} x {j.grad_accum} x {world} | {j.recipe.epochs} | "
                      f"{found['method_params']:,} | {found['head_params']:,} |")
-    return "\n".join(lines + source_lines(args.datasets, args.data_dir))
+    rows = source_rows(args.datasets, args.data_dir, args.out, args.revisions) + [model_row(args, source)]
+    return "\n".join(lines + source_table(rows, args.out))
 
 
 # --- one run -------------------------------------------------------------------------------------------------
-def model_source(args: argparse.Namespace, accelerator) -> ModelSource:
-    """The backbone: --model / --model-path, else the suite's (smoke: pre-trained here once, then cached)."""
+def model_source(args: argparse.Namespace, accelerator, sources: Sources) -> ModelSource:
+    """The backbone: --model / --model-path (Hub weights at the commit `sources` resolves), else the suite's (smoke:
+    pre-trained here once, then cached)."""
     suite = SUITES[args.suite]
     if args.model or args.model_path or args.suite != "smoke":
-        return design(args)
+        return resolved(design(args), sources, "timm")
     path = pretrained_backbone(args.cache_dir or DEFAULT_CACHE, suite, accelerator, args.pretrain_epochs,
                                not args.no_progress)
+    sources.generated(suite.model, f"pre-trained here on digits 0-4 ({path})")
     return ModelSource(suite.model, str(path))
 
 
-def run_job(args: argparse.Namespace, job: Job, splits: Splits, source: ModelSource, accelerator) -> dict[str, Any]:
+def run_job(args: argparse.Namespace, job: Job, splits: Splits, source: ModelSource, accelerator,
+            sources: Sources) -> dict[str, Any]:
     """Train and evaluate one job; saves the adapter when asked; returns the result."""
     run, table, options = job.run, job.recipe, job.options
     start = time.perf_counter()
@@ -200,7 +213,7 @@ def run_job(args: argparse.Namespace, job: Job, splits: Splits, source: ModelSou
                        "sizes": [len(splits.train), len(splits.val), len(splits.test)]}, **job.config}
     return record("vtab", run, metric="accuracy", score=test_acc, selection_score=val_acc,
                   selection="validation accuracy", scores={"test": test_acc, "validation": val_acc}, counts=found,
-                  stats=stats, config=config, grid=job.grid, **M.auto_scales(model),
+                  stats=stats, config=config, sources=sources.describe(), grid=job.grid, **M.auto_scales(model),
                   wall_seconds=time.perf_counter() - start, precision=precision(model, accelerator),
                   ranks_agree=ranks_agree(model, test_acc, accelerator), **provenance(accelerator),
                   **saved_adapter(args, job, model, accelerator))
@@ -223,14 +236,18 @@ def execute(args: argparse.Namespace, make_plan: Callable[[int], list[Job]], rep
     accelerator = accelerator_for(args.device)
     jobs = make_plan(accelerator.num_processes)
 
-    def prepare(todo: list[Job]) -> tuple[dict[str, Splits], ModelSource]:
-        data = {d: load_splits(d, args.data_dir, accept_subset=getattr(args, "accept_subset", False))
+    def prepare(todo: list[Job]) -> tuple[dict[str, Splits], ModelSource, Sources]:
+        sources = Sources.of_run(args)
+        data = {d: load_splits(d, args.data_dir, getattr(args, "accept_subset", False), sources)
                 for d in dict.fromkeys(j.run.dataset for j in todo)}
-        return data, model_source(args, accelerator)
+        source = model_source(args, accelerator, sources)
+        if accelerator.is_main_process:
+            sources.write_lock()   # the data passed verification
+        return data, source, sources
 
     def one(job: Job, shared) -> dict[str, Any]:
-        data, source = shared
-        return run_job(args, job, data[job.run.dataset], source, accelerator)
+        data, source, sources = shared
+        return run_job(args, job, data[job.run.dataset], source, accelerator, sources)
 
     return run_suite(args, jobs, accelerator, prepare=prepare, run_job=one, summary=summary, report=report)
 

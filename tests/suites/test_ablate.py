@@ -167,7 +167,7 @@ def test_scale_study_on_glue_tasks_runs_neat_l_at_its_and_loras_published_lr(off
     out = tmp_path / "glue"
     argv = ["--study", "scale", "--tasks", "sst2", "--model-path", str(offline_assets / "model"), "--data-dir",
             str(offline_assets / "data"), "--out", str(out), "--epochs", "1", "--batch-size", "8", "--workers", "0",
-            "--threads", "1", "--no-progress"]
+            "--threads", "1", "--no-progress", "--accept-subset"]
     assert ablate.main(argv) == 0
     names = sorted(p.stem for p in (out / "runs").iterdir())
     assert names == ["lora_sst2_seed0_lr0.0005", "neat-l-auto_sst2_seed0_lr0.0005", "neat-l-auto_sst2_seed0_lr0.005",

@@ -107,7 +107,8 @@ def test_text_methods_train_the_expected_parameters(name, offline_assets):
 # --- the CLI ----------------------------------------------------------------------------------------------
 def _cli(assets, out, *extra: str) -> list[str]:
     return ["--model-path", str(assets / "model"), "--data-dir", str(assets / "data"), "--out", str(out),
-            "--epochs", "2", "--batch-size", "8", "--workers", "0", "--threads", "1", "--no-progress", *extra]
+            "--epochs", "2", "--batch-size", "8", "--workers", "0", "--threads", "1", "--no-progress",
+            "--accept-subset", *extra]
 
 
 @pytest.mark.slow
@@ -204,7 +205,7 @@ def test_a_checkpoint_stored_in_fp16_trains_with_fp32_weights_and_says_so(offlin
     out = tmp_path / "out"
     args = ["--model-path", str(half), "--data-dir", str(offline_assets / "data"), "--out", str(out), "--epochs", "1",
             "--batch-size", "8", "--workers", "0", "--threads", "1", "--no-progress", "--method", "neat-s,full",
-            "--tasks", "sst2", "--lrs", "5e-3"]
+            "--tasks", "sst2", "--lrs", "5e-3", "--accept-subset"]
     assert glue_cli.main(args) == 0
     for method in ("neat-s", "full"):
         result = json.loads((out / "runs" / f"{method}_sst2_seed0_lr0.005.json").read_text())
@@ -224,7 +225,8 @@ def test_no_network_and_no_local_data_names_the_flag(offline_assets, tmp_path, m
         "error: GLUE task 'sst2' (nyu-mll/glue) is not available: the Hugging Face Hub cannot be reached (no network) "
         "and no --data-dir was given. Download it where the Hub is reachable and pass --data-dir DIR (DIR/<task>: a "
         "datasets.save_to_disk folder, or train and validation files (.csv, .json, .jsonl or .parquet, e.g. "
-        "DIR/sst2/train.csv and DIR/sst2/validation.csv)).")
+        "DIR/sst2/train.csv and DIR/sst2/validation.csv; a copy of the nyu-mll/glue repository, "
+        "DIR/<task>/train-*.parquet, works too)).")
 
 
 @pytest.mark.slow
@@ -241,10 +243,12 @@ def test_offline_mode_without_a_cached_copy_names_the_flag(offline_assets, tmp_p
                           cwd=Path(__file__).parents[2], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
-        "error: GLUE task 'cola' (nyu-mll/glue) is not available: no cached copy, and the download failed "
-        "(ConnectionError). Download it where the Hub is reachable and pass --data-dir DIR (DIR/<task>: a "
-        "datasets.save_to_disk folder, or train and validation files (.csv, .json, .jsonl or .parquet, e.g. "
-        "DIR/sst2/train.csv and DIR/sst2/validation.csv)).")
+        "error: GLUE task 'cola': nyu-mll/glue @ bcdcba79d07bc864c1c254ccfcedcce55bcc9a8c is not in the local cache "
+        "and HF_HUB_OFFLINE is set: run once where the Hub is reachable (it fills the Hugging Face cache, HF_HOME; "
+        "copy that here), or download it and pass --data-dir DIR (DIR/<task>: a datasets.save_to_disk folder, or "
+        "train and validation files (.csv, .json, .jsonl or .parquet, e.g. DIR/sst2/train.csv and "
+        "DIR/sst2/validation.csv; a copy of the nyu-mll/glue repository, DIR/<task>/train-*.parquet, works too)).")
+    assert not (tmp_path / "out").exists()
 
 
 def test_no_network_and_no_local_model_names_the_flag(offline_assets, tmp_path, monkeypatch, capsys):
@@ -253,7 +257,8 @@ def test_no_network_and_no_local_model_names_the_flag(offline_assets, tmp_path, 
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(benchmarks.core.models, "hub_reachable", lambda: False)
-    args = ["--data-dir", str(offline_assets / "data"), "--method", "neat-s", "--tasks", "sst2", "--out", str(tmp_path)]
+    args = ["--data-dir", str(offline_assets / "data"), "--method", "neat-s", "--tasks", "sst2", "--out", str(tmp_path),
+            "--accept-subset"]
     assert glue_cli.main(args) == 2
     assert capsys.readouterr().err.strip() == (
         "error: Pretrained weights of 'roberta-base' are not available: the Hugging Face Hub cannot be reached (no "
@@ -261,17 +266,50 @@ def test_no_network_and_no_local_model_names_the_flag(offline_assets, tmp_path, 
         "its tokenizer).")
 
 
+def test_a_gated_model_stops_with_its_access_page_before_anything_is_written(offline_assets, tmp_path, monkeypatch,
+                                                                            capsys):
+    import httpx
+    import transformers
+    from huggingface_hub.errors import GatedRepoError
+
+    import benchmarks.core.models
+    from benchmarks.core import sources
+
+    head, asked = "c" * 40, []
+
+    def gated(name, **kwargs):   # what transformers does: its own OSError raised from the Hub's error
+        asked.append((name, kwargs.get("revision")))
+        try:
+            raise GatedRepoError("401", response=httpx.Response(401, request=httpx.Request("GET", "https://x")))
+        except GatedRepoError as err:
+            raise OSError("You are trying to access a gated repo.") from err
+
+    monkeypatch.setattr(benchmarks.core.models, "hub_reachable", lambda: True)
+    monkeypatch.setattr(sources, "current_commit", lambda pin: head)   # the branch's head, recorded at first download
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", gated)
+    out = tmp_path / "out"
+    assert glue_cli.main(["--data-dir", str(offline_assets / "data"), "--model", "org/gated-roberta", "--method",
+                          "neat-s", "--tasks", "sst2", "--out", str(out), "--accept-subset"]) == 2
+    assert asked == [("org/gated-roberta", head)]   # the commit the run resolved
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: Pretrained weights of 'org/gated-roberta': org/gated-roberta @ {head} is gated: request access on "
+        "https://huggingface.co/org/gated-roberta, then log in with `hf auth login` (or set HF_TOKEN) and run again; "
+        "or pass --model-path with a local copy (a transformers save_pretrained folder holding the model and its "
+        "tokenizer).")
+    assert not out.exists()   # no lock file, no result
+
+
 def test_local_parquet_files_and_mnli_matched_validation(tmp_path):
     import datasets
 
     (tmp_path / "mnli").mkdir()
-    for split, n in (("train", 3), ("validation_matched", 2), ("validation_mismatched", 1)):
+    for split, n in (("train", 6), ("validation_matched", 3), ("validation_mismatched", 1)):
         rows = {"premise": [f"p{i}" for i in range(n)], "hypothesis": [f"h{i}" for i in range(n)],
-                "label": list(range(n)), "idx": list(range(n))}
+                "label": [i % 3 for i in range(n)], "idx": list(range(n))}
         datasets.Dataset.from_dict(rows).to_parquet(str(tmp_path / "mnli" / f"{split}.parquet"))
-    loaded = glue.load_task("mnli", tmp_path)
+    loaded = glue.load_task("mnli", tmp_path, accept_subset=True)
     assert {s: (d.column_names, len(d)) for s, d in loaded.items()} == {
-        "train": (["premise", "hypothesis", "label"], 3), "validation": (["premise", "hypothesis", "label"], 2)}
+        "train": (["premise", "hypothesis", "label"], 6), "validation": (["premise", "hypothesis", "label"], 3)}
 
 
 def test_local_task_folder_without_validation_file_is_one_clear_error(tmp_path):

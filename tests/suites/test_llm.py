@@ -204,4 +204,5 @@ def test_a_micro_batch_that_does_not_divide_the_batch_takes_the_largest_that_doe
     assert ("| neat | math | 0.005 | 10 | 2 x 5 x 1 | 2 | warm-up 4 steps, linear, wd 0 | rank=8, scale=1.0, "
             "orientation in | q_proj,k_proj,v_proj,up_proj,down_proj | cutoff 192, prompt masked, first 48 rows | "
             "greedy, max new tokens gsm8k 24, MATH 24 |") in printed
-    assert "| math | train | --data-dir the smoke suite's generated files (MetaMathQA-395K.json" in printed
+    assert ("| math: train | --data-dir the smoke suite's generated files (MetaMathQA-395K.json or "
+            "MetaMathQA/train.json or MetaMathQA/train.jsonl; generated: not checked) | train | — | — |") in printed

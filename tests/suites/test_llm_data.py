@@ -96,9 +96,9 @@ def test_local_files_in_the_lineages_layouts_and_native_columns(tmp_path):
                                                "type": "GSM_AnsAug", "original_question": "2+2?"}])
     _json(tmp_path / "gsm8k_test.jsonl", [{"question": "3+3?", "answer": "3+3=<<3+3=6>>6\n#### 6"}], lines=True)
     _json(tmp_path / "MATH_test.jsonl", [{"instruction": "1/2+1/2?", "output": "It is $\\boxed{1}$."}], lines=True)
-    sense = load_task(COMMONSENSE, tmp_path, tests=["boolq"])
+    sense = load_task(COMMONSENSE, tmp_path, tests=["boolq"], accept_subset=True)
     assert len(sense["train"]) == 3 and sense["tests"]["boolq"][0] == {**row, "input": ""}
-    math = load_task(MATH, tmp_path)
+    math = load_task(MATH, tmp_path, accept_subset=True)
     assert math["train"][0] == {"instruction": "2+2?", "input": "", "output": "2+2=4.\nThe answer is: 4", "answer": "4"}
     assert math["tests"]["gsm8k"][0]["answer"] == "6" and math["tests"]["gsm8k"][0]["instruction"] == "3+3?"
     assert math["tests"]["MATH"][0]["answer"] == "1"
@@ -107,19 +107,20 @@ def test_local_files_in_the_lineages_layouts_and_native_columns(tmp_path):
 def test_a_file_without_the_fields_names_what_is_missing(tmp_path):
     _json(tmp_path / "piqa" / "test.json", [{"question": "q", "label": 1}])
     with pytest.raises(ReasoningDataError) as err:
-        load_split("PIQA test set", COMMONSENSE.test("piqa").source, tmp_path)
+        load_split("PIQA test set", COMMONSENSE.test("piqa").source, tmp_path, accept_subset=True)
     assert str(err.value) == (f"{tmp_path / 'piqa' / 'test.json'} lacks field(s) ['instruction', 'output', 'answer'] "
                               "(it has ['label', 'question']); expected instruction, input, output, answer.")
     _json(tmp_path / "MetaMathQA-395K.json", [{"query": "q"}])
     with pytest.raises(ReasoningDataError, match=r"lacks field\(s\) \['output', 'answer'\] .* \(or query, response\)"):
-        load_split("math training data", MATH.train, tmp_path)
+        load_split("math training data", MATH.train, tmp_path, accept_subset=True)
 
 
 def test_missing_empty_and_broken_files_are_one_clear_error(tmp_path):
     with pytest.raises(ReasoningDataError) as err:
         load_split("BoolQ test set", COMMONSENSE.test("boolq").source, tmp_path)
     assert str(err.value).startswith(
-        "BoolQ test set (https://raw.githubusercontent.com/AGI-Edgerunners/LLM-Adapters/main/dataset/boolq/test.json) "
+        "BoolQ test set (https://raw.githubusercontent.com/AGI-Edgerunners/LLM-Adapters/"
+        "ae07636f948d5536c3566267bb467661bfa4e90b/dataset/boolq/test.json) "
         f"is not available: --data-dir has none of {tmp_path / 'boolq' / 'test.json'}, "
         f"{tmp_path / 'boolq' / 'test.jsonl'}. Download it where the network is reachable and pass --data-dir DIR")
     _json(tmp_path / "boolq" / "test.json", [])

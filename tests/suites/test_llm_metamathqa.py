@@ -108,7 +108,9 @@ def test_dry_run_shows_the_peft_metamathqa_plan(capsys):
             "chars, first 20,000 rows, length_buckets of 80 (unshuffled), peft labels | greedy, max new tokens "
             "gsm8k_peft 300 (prompt + new at most 800) |") in printed
     assert "| peanut | metamathqa |" in printed and "orientation out" in printed
-    assert "| metamathqa | gsm8k_peft | openai/gsm8k |" in printed
+    assert ("| metamathqa: gsm8k_peft | openai/gsm8k @ 740312add88f781978c0658806c59bc2815b9866 (main) | test | "
+            "test 1,319 |") in printed
+    assert "| model | meta-llama/Llama-3.2-3B @ 13afe5124825b4f3751f836b40dafda64c1ed062 | pretrained weights |" in printed
 
 
 def test_a_named_method_without_a_recipe_on_a_task_is_refused(capsys):

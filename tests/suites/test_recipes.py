@@ -1,5 +1,5 @@
 """Recipes cite every value; micro-batches make the effective batch exactly; adapter sizes match within each method's
-granularity; --dry-run lists the plan with exact parameter counts; FourierFT's DTD split rule."""
+granularity; --dry-run lists the plan with exact parameter counts; DTD's split rule."""
 
 import argparse
 
@@ -142,9 +142,9 @@ def test_dry_run_with_matched_sizes(capsys):
     assert "| fourierft | pets | 0.3 (lr) | 200 | 25 x 8 x 1 | 10 | 258,048 | 28,453 |" in lines     # n = 10,752
 
 
-def test_dtd_pools_every_split_then_holds_out_20_percent_test_and_10_percent_validation(tmp_path):
-    root = write_image_folder(tmp_path / "dtd", {"train": 20, "test": 10})   # 3 classes: 90 images in all
-    splits = load_splits("dtd", root)
-    assert (len(splits.train), len(splits.val), len(splits.test)) == (64, 8, 18)
-    again = load_splits("dtd", root)
-    assert again.test["label"] == splits.test["label"] and again.val["label"] == splits.val["label"]
+def test_dtd_keeps_its_partition_and_holds_out_10_percent_of_train_for_validation(tmp_path):
+    root = write_image_folder(tmp_path / "dtd", {"train": 20, "test": 10})   # 3 classes: 60 train, 30 test
+    splits = load_splits("dtd", root, accept_subset=True)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (54, 6, 30)   # never pooled: test stays test
+    again = load_splits("dtd", root, accept_subset=True)
+    assert again.val["label"] == splits.val["label"] and again.train["label"] == splits.train["label"]   # seeded

@@ -86,7 +86,7 @@ def test_a_pin_or_revision_other_than_the_recorded_commit_is_refused(tmp_path, m
 def test_a_pinned_source_needs_no_network_and_no_lock(tmp_path, monkeypatch):
     monkeypatch.setattr(S, "current_commit", lambda pin: pytest.fail("no request for a pinned source"))
     pinned = S.resolve(S.Pin("org/data", SHA1, "its card"), tmp_path)
-    assert (pinned.revision, pinned.how) == (SHA1, "pinned (its card)")
+    assert (pinned.revision, pinned.how, pinned.describe()["pinned_from"]) == (SHA1, "pinned", "its card")
     assert not (tmp_path / S.LOCK).exists()
     offline = S.resolve(PIN, tmp_path, online=False)
     assert (offline.revision, offline.how) == (None, "unknown: offline, no pin and no lock file entry (the cached "

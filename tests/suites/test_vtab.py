@@ -47,9 +47,9 @@ def checkpoint(tmp_path_factory) -> Path:
 
 # --- split rules and transforms -------------------------------------------------------------------------
 def test_split_rules_hold_out_ten_percent_of_train_with_a_fixed_seed(image_folder):
-    splits = load_splits("pets", image_folder)  # pets has no validation split
+    splits = load_splits("pets", image_folder, accept_subset=True)  # pets has no validation split
     assert (len(splits.train), len(splits.val), len(splits.test), splits.num_classes) == (27, 3, 12, 3)
-    again = load_splits("pets", image_folder)
+    again = load_splits("pets", image_folder, accept_subset=True)
     assert [np.asarray(im).sum() for im in again.val["image"]] == [np.asarray(im).sum() for im in splits.val["image"]]
     train, val = holdout(splits.test, fraction=0.25, seed=1)
     assert (len(train), len(val)) == (9, 3)
@@ -57,7 +57,7 @@ def test_split_rules_hold_out_ten_percent_of_train_with_a_fixed_seed(image_folde
 
 def test_an_existing_validation_split_is_used(tmp_path):
     root = write_image_folder(tmp_path, {"train": 4, "val": 2, "test": 1})
-    splits = load_splits("eurosat", root)  # eurosat's rule: use the validation split
+    splits = load_splits("eurosat", root, accept_subset=True)  # eurosat's rule: use the validation split
     assert (len(splits.train), len(splits.val), len(splits.test)) == (12, 6, 3)
 
 
@@ -69,7 +69,7 @@ def test_save_to_disk_folder_per_dataset_name_with_the_hub_column_names(tmp_path
     part = {"img": [image] * 4, "fine_label": [0, 1, 2, 3]}
     datasets.DatasetDict({s: datasets.Dataset.from_dict(part, features=features) for s in ("train", "test")}
                          ).save_to_disk(str(tmp_path / "cifar100"))
-    splits = load_splits("cifar100", tmp_path)  # --data-dir holding one folder per dataset name
+    splits = load_splits("cifar100", tmp_path, accept_subset=True)  # --data-dir: one folder per dataset name
     assert splits.train.column_names == ["image", "label"]
     assert (len(splits.train), len(splits.val), len(splits.test), splits.num_classes) == (3, 1, 4, 4)
 
@@ -156,8 +156,10 @@ def offline_hub(monkeypatch, tmp_path):
 def test_offline_mode_without_a_cached_copy_stops_with_one_message(offline_hub, tmp_path, capsys):
     assert vtab.main(["--dataset", "cifar10", "--method", "head", "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.strip() == (
-        "error: Dataset 'cifar10' (uoft-cs/cifar10) is not available: HF_HUB_OFFLINE is set and there is no "
-        "cached copy. " + DATA_HINT)
+        "error: Dataset 'cifar10': uoft-cs/cifar10 @ 0b2714987fa478483af9968de7c934580d0bb9a2 is not in the local cache and HF_HUB_OFFLINE is set: run "
+        "once where the Hub is reachable (it fills the Hugging Face cache, HF_HOME; copy that here), or download it "
+        "and pass --data-dir DIR (an ImageFolder tree (train/, test/, optional val/) or a datasets.save_to_disk "
+        "folder; DIR may also hold one such folder per dataset name, e.g. DIR/cifar10).")
     assert not (tmp_path / "out").exists()
 
 
@@ -172,7 +174,7 @@ def test_no_network_stops_at_once_naming_the_flags(monkeypatch, tmp_path, capsys
         "(no network) and no --data-dir was given. " + DATA_HINT)
     # local data but no local weights: the message names --model-path
     assert vtab.main(["--dataset", "pets", "--method", "head", "--data-dir", str(image_folder),
-                      "--out", str(tmp_path / "out")]) == 2
+                      "--accept-subset", "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (  # after datasets' progress bars
         "error: Pretrained weights of 'vit_base_patch16_224.orig_in21k' are not available: the Hugging Face Hub "
         "cannot be reached (no network). Pass --model-path with a local copy (a timm folder with config.json + "
@@ -187,7 +189,7 @@ def test_cli_end_to_end_on_local_data_and_a_local_checkpoint(tmp_path, image_fol
     assert vtab.main(["--dataset", "pets", "--method", "neat,lora", "--data-dir", str(image_folder),
                       "--model-path", str(checkpoint), "--epochs", "2", "--batch-size", "8", "--micro-batch", "3",
                       "--workers", "1", "--device", "cpu", "--save-adapters", "neat", "--out", str(out),
-                      "--lrs", "5e-3", "--no-progress"]) == 0
+                      "--lrs", "5e-3", "--no-progress", "--accept-subset"]) == 0
     neat = json.loads((out / "runs" / "neat_pets_seed0_lr0.005.json").read_text())
     assert (neat["method"], neat["dataset"], neat["seed"], neat["lr"]) == ("neat", "pets", 0, 5e-3)
     assert neat["method_params"] == 2 * 2 * (64 * 7 + 7 * 64) and neat["head_params"] == 64 * 3 + 3
@@ -208,6 +210,13 @@ def test_cli_end_to_end_on_local_data_and_a_local_checkpoint(tmp_path, image_fol
     assert (neat["config"]["data_config"]["crop_pct"], neat["config"]["data_config"]["interpolation"]) == (
         1.0, "bilinear")
     assert neat["precision"] == {"trainable": ["float32"], "frozen": ["float32"], "autocast": None}
+    local = "a local copy ({}): its commit is unknown; verified by counts"
+    assert neat["sources"] == {   # local copies: named as such, no commit, no lock file
+        "pets": {"kind": "dataset", "revision": None, "how": local.format("--data-dir"),
+                 "local_copy": str(image_folder), "pinned_from": None},
+        "vit_base_patch16_224.orig_in21k": {"kind": "model", "revision": None, "how": local.format("--model-path"),
+                                            "local_copy": str(checkpoint), "pinned_from": None}}
+    assert not (out / "sources.lock.json").exists()
     assert neat["device"]["type"] == "cpu" and "torch" in neat["versions"]
     lora = json.loads((out / "runs" / "lora_pets_seed0_lr0.005.json").read_text())
     assert lora["method_params"] == 2 * 2 * 16 * (64 + 64)   # r=16 on q and v of 2 blocks
@@ -267,7 +276,7 @@ def test_ddp_on_two_cpu_processes_writes_one_result(tmp_path, image_folder, chec
     out = tmp_path / "out"
     argv = ["--dataset", "pets", "--method", "neat", "--data-dir", str(image_folder), "--model-path",
             str(checkpoint), "--epochs", "1", "--batch-size", "8", "--micro-batch", "2", "--workers", "0",
-            "--device", "cpu", "--out", str(out), "--no-progress"]
+            "--device", "cpu", "--out", str(out), "--no-progress", "--accept-subset"]
     # forked workers (gloo) skip a fresh interpreter's imports; the environment is torchrun's
     mp.start_processes(_ddp_rank, args=(argv, port), nprocs=2, start_method="fork")
     assert [p.name for p in (out / "runs").iterdir()] == ["neat_pets_seed0_lr0.005.json"]
@@ -309,7 +318,37 @@ def test_unusable_local_data_is_reported_without_a_traceback(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().endswith(f"error: --data-dir {missing} does not exist.")
     flat = write_image_folder(tmp_path / "flat", {"train": 2})  # no test/ folder
-    assert vtab.main(["--dataset", "pets", "--method", "head", "--data-dir", str(flat),
-                      "--out", str(tmp_path / "out")]) == 2
+    argv = ["--dataset", "pets", "--method", "head", "--data-dir", str(flat), "--out", str(tmp_path / "out")]
+    assert vtab.main(argv) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "error: Dataset 'pets' has splits ['train']; no test split (looked for ['test']).")
+        f"error: Dataset 'pets' (--data-dir {flat}: a local copy): no split 'test' (found ['train']); expected train "
+        "3,680 / test 3,669; 37 classes (TFDS oxford_iiit_pet catalog (train 3,680 / test 3,669); mmpretrain "
+        "OxfordIIITPet (trainval 3,680 / test 3,669, 37 categories)).")
+    assert vtab.main(argv + ["--accept-subset"]) == 2   # a subset may lack splits, but the suite needs a test split
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: Dataset 'pets' has splits ['train']; no test split (looked for 'test').")
+    assert not (tmp_path / "out").exists()
+
+
+def test_hub_weights_load_at_the_resolved_commit_and_a_missing_repository_says_what_to_check(monkeypatch):
+    import httpx
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    from benchmarks.core.sources import HubError
+
+    sha, seen = "d" * 40, {}
+
+    def missing(name, pretrained, **kwargs):
+        seen.update(name=name, **kwargs)
+        raise RepositoryNotFoundError("404", response=httpx.Response(404, request=httpx.Request("GET", "https://x")))
+
+    monkeypatch.setattr(models_module, "hub_reachable", lambda: True)
+    monkeypatch.setattr(models_module.timm, "create_model", missing)
+    with pytest.raises(HubError) as err:
+        create_model(ModelSource("vit_base_patch16_224.orig_in21k", revision=sha), 3)
+    assert seen["pretrained_cfg_overlay"] == {"hf_hub_id": f"timm/vit_base_patch16_224.orig_in21k@{sha}"}
+    assert str(err.value) == (
+        f"Pretrained weights of 'vit_base_patch16_224.orig_in21k': timm/vit_base_patch16_224.orig_in21k @ {sha} was "
+        "not found on the Hub: check the id (https://huggingface.co/timm/vit_base_patch16_224.orig_in21k) and the "
+        "revision (a commit of that repository), and that you are logged in if it is private; or pass --model-path "
+        "with a local copy (a timm folder with config.json + model.safetensors, or a .safetensors state dict).")
