@@ -209,7 +209,8 @@ def method_options(args: argparse.Namespace, defaults: dict[str, Any] | None = N
 
 def with_recipe_flags(args: argparse.Namespace, recipe: Recipe) -> Recipe:
     """`recipe` with the values given on the command line (cited as such): --lrs replaces the grid; giving the
-    swept value itself (--lr, or --head-lr for the linear probe) without --lrs trains that value only."""
+    swept value itself (--lr, or --head-lr for the linear probe) without --lrs trains that value only; method
+    options the recipe holds (--rank, --lora-r, ...) replace its values, so a result records what ran."""
     given = {k: getattr(args, k) for k in RECIPE_FLAGS if getattr(args, k, None) is not None}
     if "clip_grad" in given and given["clip_grad"] <= 0:
         given["clip_grad"] = None
@@ -219,7 +220,9 @@ def with_recipe_flags(args: argparse.Namespace, recipe: Recipe) -> Recipe:
         given["lrs"] = tuple(args.lrs)
     elif recipe.sweep in given:
         given["lrs"] = ()
-    return recipe.with_values(COMMAND_LINE, **given) if given else recipe
+    recipe = recipe.with_values(COMMAND_LINE, **given) if given else recipe
+    options = {k: getattr(args, k) for k in recipe.options if getattr(args, k, None) is not None}
+    return recipe.with_options(COMMAND_LINE, **options) if options else recipe
 
 
 # --- the flags every suite shares ----------------------------------------------------------------------------
@@ -229,10 +232,11 @@ def suite_parser(prog: str, doc: str) -> argparse.ArgumentParser:
 
 def add_run_flags(p: argparse.ArgumentParser, out_help: str) -> None:
     """--seeds, --out, --dry-run: what to run and where its results go."""
-    p.add_argument("--seeds", help="comma list of seeds (mean ± std in the report; default 0)")
+    p.add_argument("--seeds", help="comma list of seeds (mean ± std in the report; default: the "
+                   "suite's, shown by --dry-run)")
     p.add_argument("--out", help=out_help)
-    p.add_argument("--dry-run", action="store_true", help="list the plan (runs, lr grids, batches, exact adapter "
-                   "parameters, data sources) without data or training")
+    p.add_argument("--dry-run", action="store_true", help="list the plan (runs, lr grids, batches, data sources; the "
+                   "classifier suites also each adapter's exact parameters) without data or training")
 
 
 def add_source_flags(p: argparse.ArgumentParser, data_help: str, model_help: str, path_help: str) -> None:

@@ -32,6 +32,7 @@ from .catalog import PEFT_TARGETS, MethodOptions, check_methods, methods_for
 VIT_PEFT_TARGETS = {"qv": ["attn.qkv.q", "attn.qkv.v"], "fused": ["attn.qkv"]}
 assert set(VIT_PEFT_TARGETS) == set(PEFT_TARGETS)
 NEAT_PRESETS = {"neat-s": "neat_s", "neat-l": "neat_l"}   # GLUE's NEAT sizes: neat_text presets
+LLM_ORIENTATION = "in"   # neat_text's paper_llm preset: the weight network reads rows of W (NEAT's LLM code)
 TASK_TYPES = {"causal": "CAUSAL_LM"}                       # PEFT's task_type per kind (None elsewhere)
 
 
@@ -51,8 +52,10 @@ def _neat(name: str, model: nn.Module, opts: MethodOptions, kind: str) -> nn.Mod
     preset = NEAT_PRESETS.get(name, "paper_llm" if kind == "causal" else opts.preset)
     fields = {"rank": opts.rank, "depth": opts.depth, "activation": opts.activation, "scale": opts.scale}
     targets = {"targets": list(opts.targets)} if opts.targets else {}
-    if kind == "causal":   # the paper's LLM preset (orientation 'in') on the targets every method shares
-        return neat_text.patch(model, preset=preset, **fields, **targets)
+    if kind == "causal" and targets:   # the paper's LLM orientation on the targets every method shares
+        return neat_text.patch(model, orientation=LLM_ORIENTATION, **fields, **targets)
+    if kind == "causal":   # the paper's LLM preset: its targets for the model type, orientation 'in'
+        return neat_text.patch(model, preset=preset, **fields)
     return front_end(model).patch(model, **fields, **(targets or {"preset": preset}))
 
 

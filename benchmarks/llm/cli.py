@@ -28,6 +28,8 @@ from ..core.flags import (DEFAULT_CACHE, add_option_flags, add_pin_flags, add_pr
                           chosen, names, nonnegative_int, positive_int, seed_list, suite_parser)
 from .recipes import METHODS, PRECISIONS, RECIPES, SMOKE_PRETRAIN_EPOCHS, SUITES, TASK_TESTS
 
+ONE_LR = ("--lrs: the reasoning suite trains one lr per run (each source publishes one, and its hold-out only picks "
+          "the checkpoint, so no validation score chooses between lrs); pass --lr, or one value to --lrs.")
 DATA_FLAGS = {"cutoff_len": positive_int, "num_beams": positive_int, "max_new_tokens": positive_int}
 OPTION_SKIP = ("preset", "peft_target", "n_frequency", "fourier_scaling", "vera_r")
 
@@ -107,6 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.save_adapters = chosen(args.save_adapters, suite.save_adapters)
         _check(args.save_adapters, METHODS, "method(s)") if args.save_adapters else None
         args.seeds = seed_list(args.seeds) if args.seeds else list(suite.seeds)
+        if args.lrs and len(args.lrs) > 1:
+            raise ValueError(ONE_LR)
         check_options(args, args.methods)
         check_paths(args)
         check_pins(args)

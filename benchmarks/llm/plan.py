@@ -5,6 +5,7 @@ and one job: (method, task, seed, lr) -> fine-tuned adapter (core.loop), generat
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -152,6 +153,18 @@ def run_precision(args: argparse.Namespace, jobs: list[Job], cuda: bool) -> str:
         raise SetupError(f"These runs' sources train in different precisions ({by}), and one process has one: run "
                          "the tasks separately, or pass --dtype.")
     return wanted[0]
+
+
+def check_launcher(precision: str, cuda: bool) -> None:
+    """On a GPU, `accelerate launch` fixes autocast for the process (ACCELERATE_MIXED_PRECISION, from its config or
+    --mixed_precision) over the one the run's precision needs: a launch that disagrees is refused, not run in a
+    precision its results would not name."""
+    launcher, wanted = os.environ.get("ACCELERATE_MIXED_PRECISION"), PRECISIONS[precision][1]
+    if cuda and launcher and launcher != wanted:
+        raise SetupError(f"accelerate launch sets mixed precision {launcher!r}, but this run trains in {precision} "
+                         f"({PRECISIONS[precision][0]} weights, autocast {wanted!r}; the recipes' sources' precision "
+                         f"or --dtype): add --mixed_precision {wanted} to the accelerate launch line, or pass --dtype "
+                         "for another precision.")
 
 
 # --- what the jobs share -----------------------------------------------------------------------------------
@@ -418,7 +431,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     check_device_loaded(args.device)
     jobs = plan(args, world_size())
-    precision = run_precision(args, jobs, uses_cuda(args.device))
+    cuda = uses_cuda(args.device)
+    precision = run_precision(args, jobs, cuda)
+    check_launcher(precision, cuda)
     accelerator = accelerator_for(args.device, mixed=PRECISIONS[precision][1])
     return run_suite(args, jobs, accelerator, prepare=lambda todo: setup(args, todo, accelerator),
                      run_job=lambda job, shared: run_job(args, job, shared, accelerator), summary=summary,

@@ -12,7 +12,8 @@ import neat_core
 from benchmarks.core import methods as LM
 from benchmarks.core.catalog import MethodOptions
 from benchmarks.core.errors import SetupError
-from benchmarks.llm.plan import resolve_targets
+from benchmarks.llm import cli as llm
+from benchmarks.llm.plan import check_launcher, plan, resolve_targets
 
 from support.tiny_llama import INTER, LAYERS, RANK, H, tiny_llama
 
@@ -149,3 +150,34 @@ def test_lora_saves_a_peft_folder_that_reproduces_it(tmp_path):
     assert LM.save_trained("lora", model, tmp_path, None) == {"peft_adapter": str(tmp_path / "peft")}
     restored = PeftModel.from_pretrained(tiny_llama(), tmp_path / "peft")
     torch.testing.assert_close(logits(restored), logits(model), atol=1e-6, rtol=1e-5)
+
+
+def test_neat_on_a_model_type_without_the_llm_preset_uses_the_recipes_targets():
+    from transformers import OPTConfig, OPTForCausalLM
+
+    opt = OPTForCausalLM(OPTConfig(hidden_size=16, num_hidden_layers=2, ffn_dim=32, num_attention_heads=2,
+                                   vocab_size=64, max_position_embeddings=32, word_embed_proj_dim=16))
+    model = LM.build("neat", opt, MethodOptions(rank=4, scale=1.0, targets=("q_proj", "v_proj")), "causal")
+    config = neat_core.adapter_configs(model)["default"]
+    assert (config.orientation, config.rank, config.targets) == ("in", 4, ["q_proj", "v_proj"])
+    assert sorted(n for n, _ in neat_core.neat_layers(model)) == [
+        f"model.decoder.layers.{i}.self_attn.{t}" for i in range(2) for t in ("q_proj", "v_proj")]
+
+
+def test_a_launcher_whose_autocast_differs_from_the_runs_precision_is_refused(monkeypatch):
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    check_launcher("fp32+bf16", cuda=True)   # the same autocast
+    check_launcher("fp16", cuda=False)       # a CPU run has no autocast to disagree with
+    with pytest.raises(SetupError) as refused:
+        check_launcher("fp16", cuda=True)
+    assert str(refused.value) == (
+        "accelerate launch sets mixed precision 'bf16', but this run trains in fp16 (float16 weights, autocast "
+        "'fp16'; the recipes' sources' precision or --dtype): add --mixed_precision fp16 to the accelerate launch "
+        "line, or pass --dtype for another precision.")
+
+
+def test_method_flags_are_recorded_in_the_runs_recipe():
+    args = llm.parse_args(["--suite", "peft-metamathqa", "--method", "lora", "--lora-r", "8", "--seeds", "0"])
+    job, = plan(args)
+    assert job.recipe.options["lora_r"] == 8 and job.recipe.sources["lora_r"] == "command line"
+    assert job.options.lora_r == 8
