@@ -16,6 +16,7 @@ for the throughput), `predict_fn(model, batch) -> (predictions, labels)` and an 
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import os
 import time
@@ -133,7 +134,9 @@ class MemoryMeter:
     def __init__(self, device: torch.device) -> None:
         self.cuda = device.type == "cuda"
         self.device, self.reserved = device, []
-        if self.cuda:
+        if self.cuda:   # blocks an earlier run of this process left in the allocator's cache would count as ours
+            gc.collect()
+            torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
 
     def step(self) -> None:

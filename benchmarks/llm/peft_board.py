@@ -62,7 +62,9 @@ def board(results: list[dict[str, Any]]) -> str:
              f"PEFT's rows: huggingface/peft method_comparison/MetaMathQA/results@{data['commit']} (one run each, "
              "seed 0; an experiment may change the shared recipe, its lr is shown). Train time: ours is the optimizer steps only; PEFT's train_time also holds data loading, the "
              "final test-set generation and its forgetting passes. Peak: reserved memory over the whole run, "
-             "generation included, as PEFT records it; mean: reserved memory averaged over the training steps. "
+             "generation included, as PEFT records it (PEFT subtracts the few MiB reserved when its fresh process starts; ours "
+             "is absolute, from a run start with the allocator's cache emptied); mean: reserved memory averaged over "
+             "the training steps. "
              "Tokens/s: ours over the whole training, PEFT's the mean of its logged windows. Compare figures "
              "across GPUs with care.\n",
              "| method | lr | GSM8K % | train s | peak reserved GB | mean reserved GB | train tokens/s | trainable "
