@@ -366,8 +366,9 @@ def hub_error(err: BaseException, pin: Pin, revision: str | None, instead: str) 
         return (f"{at} is a script-based repository, which `datasets` >= 4 no longer runs: load its parquet "
                 f"conversion (--revision {pin.repo}=<the commit of its refs/convert/parquet branch>) or download the "
                 f"data and pass {instead}.")
-    offline = offline_mode()
-    if offline or any(isinstance(e, (hub.OfflineModeIsEnabled, hub.LocalEntryNotFoundError)) for e in errors):
+    offline = offline_mode()   # then a failure to read files is the empty cache; any other failure is itself
+    if any(isinstance(e, (hub.OfflineModeIsEnabled, hub.LocalEntryNotFoundError)) for e in errors) or \
+            offline and any(isinstance(e, OSError) for e in errors):
         why = "HF_HUB_OFFLINE is set" if offline else "the Hub cannot be reached"
         return (f"{at} is not in the local cache and {why}: run once where the Hub is reachable (it fills the "
                 f"Hugging Face cache, HF_HOME; copy that here), or download it and pass {instead}.")

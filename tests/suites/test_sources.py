@@ -271,6 +271,7 @@ def test_offline_with_an_empty_cache_says_what_to_download_and_the_flag(monkeypa
     assert S.hub_error(empty, DATA, SHA1, "--data-dir DIR") == (
         f"org/data @ {SHA1} is not in the local cache and HF_HUB_OFFLINE is set: run once where the Hub is reachable "
         "(it fills the Hugging Face cache, HF_HOME; copy that here), or download it and pass --data-dir DIR.")
+    assert S.hub_error(ValueError('Unknown split "test"'), DATA, SHA1, "--data-dir DIR") is None   # not the cache
     monkeypatch.delenv("HF_HUB_OFFLINE")
     assert S.hub_error(errors.LocalEntryNotFoundError("no cached file"), MODEL, None, "--model-path DIR").startswith(
         "meta-llama/Llama-2-7b-hf @ main is not in the local cache and the Hub cannot be reached: run once where")
