@@ -258,7 +258,7 @@ def test_no_network_and_no_local_model_names_the_flag(offline_assets, tmp_path, 
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(benchmarks.core.models, "hub_reachable", lambda: False)
     args = ["--data-dir", str(offline_assets / "data"), "--method", "neat-s", "--tasks", "sst2", "--out", str(tmp_path),
-            "--accept-subset"]
+            "--accept-subset", "--no-progress"]
     assert glue_cli.main(args) == 2
     assert capsys.readouterr().err.strip() == (
         "error: Pretrained weights of 'roberta-base' are not available: the Hugging Face Hub cannot be reached (no "
