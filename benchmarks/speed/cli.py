@@ -56,12 +56,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", type=device_value, help="torch device: cpu, cuda or cuda:N (default cuda when "
                                                        "available); one this machine lacks is refused at once")
     p.add_argument("--out", default="results/speed", help="folder for the JSON result")
+    p.add_argument("--dry-run", action="store_true", help="list the plan (the case, the methods with their exact "
+                   "trainable parameters, steps) without timing anything")
     args = p.parse_args(argv)
     args.methods = names(args.methods)
     unknown = [m for m in args.methods if m not in ALL_METHODS]
     if unknown:
         p.error(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(ALL_METHODS)}")
     return args
+
+
+def plan(case, args: argparse.Namespace, device, steps: int, warmup: int) -> str:
+    """The dry run: what would be timed, and each method's exact trainable parameters."""
+    from .timing import planned_parameters
+
+    counts = planned_parameters(case, args.methods, args.targets, args.rank)
+    lines = [f"Plan: {case.name}, targets {args.targets} ({', '.join(case.targets[args.targets])}), rank {args.rank}, "
+             f"{'compiled' if args.compile else 'eager'}, on {device}: {warmup} untimed then {steps} timed steps of "
+             "training per method, then unmerged and merged inference.", "",
+             "| method | trainable params |", "|---|---:|"]
+    return "\n".join(lines + [f"| {m} | {n:,} |" for m, n in counts.items()])
 
 
 def make_case(args: argparse.Namespace, cuda: bool):
@@ -93,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     cuda = device.type == "cuda"
     steps, warmup = args.steps or (50 if cuda else 3), args.warmup if args.warmup is not None else (10 if cuda else 1)
     case = make_case(args, cuda)
+    if args.dry_run:
+        print(plan(case, args, device, steps, warmup))
+        return 0
     if not cuda:
         print("No CUDA device: timing on the CPU (a pipeline check; the targets are GPU ratios).")
     rows = measure(case, args.methods, args.targets, args.rank, device, steps, warmup, args.compile)

@@ -86,6 +86,13 @@ def build_method(case: Case, method: str, targets: list[str], rank: int) -> nn.M
     return M.build(method, model, options)
 
 
+def planned_parameters(case: Case, methods: list[str], targets: str, rank: int) -> dict[str, int]:
+    """Each method's trainable parameters on this case, counted on the meta device (no weights, no time)."""
+    with torch.device("meta"):
+        return {method: neat_core.trainable_parameters(build_method(case, method, case.targets[targets], rank))
+                for method in methods}
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -74,3 +74,13 @@ def test_table_shows_unmerged_inference_for_adapter_methods_only(result):
     assert shown["neat"] == f"{result['methods']['neat']['unmerged_inference_ms']:.1f}"
     assert shown["lora"] == f"{result['methods']['lora']['unmerged_inference_ms']:.1f}"
     assert shown["floor"] == shown["head"] == shown["full"] == "—"
+
+
+def test_dry_run_counts_what_the_timing_run_counts_without_timing(result, tmp_path, capsys):
+    assert speed.main(["--rank", "4", "--device", "cpu", "--dry-run", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("Plan: vit_tiny_patch16_224 bs4 32px, targets qkv (attn.qkv), rank 4, eager, on cpu: "
+                              "1 untimed then 3 timed steps of training per method")
+    for method, row in result["methods"].items():
+        assert f"| {method} | {row['trainable_params']:,} |" in printed
+    assert not list(tmp_path.iterdir())
