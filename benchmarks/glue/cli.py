@@ -1,9 +1,9 @@
 """GLUE suite: `python -m benchmarks.glue --method neat-s,neat-l,lora --tasks cola,sst2 --model roberta-base`.
 
 The papers' setting: RoBERTa (base or large) fine-tuned per task with the recipes of benchmarks/glue/recipes.py
-(NEAT-S / NEAT-L from the official scripts, LoRA from its paper's Table 9, FourierFT per task from its scripts;
-every value cited), a linear schedule with 6% warm-up, sequences up to 512 tokens (--max-length) padded per batch,
-fp32 weights. Scored on the validation set (MNLI: matched) after every epoch. GLUE's test labels are not public, so:
+(NEAT-S / NEAT-L, LoRA and FourierFT per task from their official scripts; every value cited), a linear schedule
+with 6% warm-up, sequences up to 512 tokens (--max-length) padded per batch, fp32 weights; a recipe's batch is the
+examples per optimizer step, reached with micro-batches and gradient accumulation (--micro-batch). Scored on the validation set (MNLI: matched) after every epoch. GLUE's test labels are not public, so:
 a method with one lr (a published recipe) reports the best validation epoch, as the papers do; a method that
 sweeps lrs (--lrs, or a recipe's grid) holds out a seeded 10% slice of train (at most 2,000 examples), chooses
 the lr and the epoch on it, and reports the validation score there. Each (method, task, seed, lr) writes
@@ -43,7 +43,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=positive_int, help="truncate sequences to this many tokens (default: the "
                                                            "recipe's, 512)")
     add_option_flags(p, skip=("preset", "peft_target"))
-    add_sweep_flags(p, "samples per forward pass and process (default: the recipe's batch, no accumulation)")
+    add_sweep_flags(p, "samples per forward pass and process (default: the recipe's micro-batch where it sets one "
+                       "(LoRA: its scripts' per-device batch), else its whole batch)")
     add_process_flags(p)
     add_save_flag(p)
     return p

@@ -109,12 +109,14 @@ def jobs_for(args: argparse.Namespace, runs: list[Run], source: ModelSource, wor
              built_by: Callable[[str], str] = lambda name: name, config: Callable[[Run], dict] = lambda run: {}
              ) -> list[Job]:
     """A job per run: its recipe (`table(run)`), its options (`options(task)[run.method]`), the micro-batch and
-    accumulation (--micro-batch, else the whole batch at once)."""
+    accumulation that make the recipe's batch (--micro-batch, else the recipe's micro-batch, else the whole batch
+    at once)."""
     found = {t: options(t) for t in dict.fromkeys(r.dataset for r in runs)}
     made = []
     for run in runs:
         recipe_ = table(run)
-        micro, accum = accumulation(recipe_.batch_size, args.micro_batch or recipe_.batch_size, world)
+        micro, accum = accumulation(recipe_.batch_size,
+                                    args.micro_batch or recipe_.micro_batch or recipe_.batch_size, world)
         made.append(Job(run, built_by(run.method), recipe_.at(run.lr), found[run.dataset][run.method], micro,
                         accum, config(run)))
     return made

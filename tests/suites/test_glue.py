@@ -161,6 +161,24 @@ def test_cli_end_to_end_single_sentence_pair_and_regression_tasks_then_resume(of
         == {k: v for k, v in finished.items() if k != "lora_mrpc_seed0_lr0.0004.json"}
 
 
+def test_dry_run_shows_loras_script_batches_as_micro_batches_times_accumulation(offline_assets, capsys, monkeypatch):
+    argv = ["--dry-run", "--method", "lora", "--model-path", str(offline_assets / "model")]
+    assert glue_cli.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    params = f"{EXPECTED['lora']:,}"
+    # one process: the scripts' per-device batch, accumulated over their GPU count (2 for CoLA, else 8)
+    for task, lr, batch, split, epochs in (("cola", "0.0004", 64, "32 x 2", 80), ("sst2", "0.0005", 128, "16 x 8", 60),
+                                           ("mnli", "0.0005", 128, "16 x 8", 30), ("rte", "0.0005", 256, "32 x 8", 80)):
+        assert f"| lora | {task} | {lr} (lr) | {batch} | {split} x 1 | {epochs} | validation, best epoch | {params} |" \
+            in lines
+    # the scripts' 8 processes: no accumulation (a larger --micro-batch cannot exceed a process's share)
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    assert glue_cli.main([*argv, "--tasks", "sst2,qnli", "--micro-batch", "64"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"| lora | sst2 | 0.0005 (lr) | 128 | 16 x 1 x 8 | 60 | validation, best epoch | {params} |" in lines
+    assert f"| lora | qnli | 0.0004 (lr) | 256 | 32 x 1 x 8 | 25 | validation, best epoch | {params} |" in lines
+
+
 @pytest.mark.slow
 def test_a_sweep_selects_lr_and_epoch_on_a_held_out_slice_of_train_and_reports_validation(offline_assets, tmp_path):
     out = tmp_path / "glue"
