@@ -95,8 +95,20 @@ def test_published_glue_recipes():
     cola = glue_recipes.glue_recipe("fourierft", "cola")
     assert (cola.options, cola.lr, cola.head_lr, cola.epochs) == (
         {"n_frequency": 1000, "fourier_scaling": 49.0}, 0.12, 8e-3, 100)
-    mnli = glue_recipes.glue_recipe("fourierft", "mnli")
-    assert mnli.options["fourier_scaling"] == 29.0 and "mnli: unknown, our choice: QNLI's row" in mnli.sources["lr"]
+    assert cola.sources["lr"] == ("Chaos96/fourierft experiments/GLUE/cola-base-best.sh@1b660d143e787b9e7c6bcdda7a054ab8f65968ad"
+                                  " and NLU_GLUE.py@ace4fe40a051d62066b97157e6888ea6d7f714c0")
+    # the scripts' values where the FourierFT paper's Table 9 differs (MRPC scale 141, QNLI spectral lr 1e-2)
+    mrpc, qnli = glue_recipes.glue_recipe("fourierft", "mrpc"), glue_recipes.glue_recipe("fourierft", "qnli")
+    assert (mrpc.options["fourier_scaling"], qnli.lr) == (151.0, 0.1)
+    assert "--scale 151" in mrpc.sources["fourier_scaling"] and "Table 9 prints 141" in mrpc.sources["fourier_scaling"]
+    assert "--fft_lr 0.1" in qnli.sources["lr"] and "Table 9 prints 1e-2" in qnli.sources["lr"]
+    assert mrpc.sources["lr"] == qnli.sources["fourier_scaling"].replace("qnli", "mrpc")   # the rest: the script
+    for task in ("mnli", "qqp"):   # no script, no Table 9 row: QNLI's row, every value cited as such
+        reused = glue_recipes.glue_recipe("fourierft", task)
+        assert (reused.options, reused.lr, reused.head_lr, reused.epochs) == (qnli.options, 0.1, 1e-3, 40)
+        assert {reused.sources[k] for k in ("lr", "head_lr", "epochs", "fourier_scaling")} == {
+            glue_recipes.FOURIER_REUSE}
+        assert glue_recipes.FOURIER_REUSE.startswith("unknown: FourierFT has no MNLI or QQP script")
     neat = glue_recipes.glue_recipe("neat-s", "qqp")
     assert (neat.options, neat.clip_grad, neat.warmup, neat.data) == ({"scale": 1.0, "rank": 1}, None, 0.06,
                                                                       {"max_length": 512})
