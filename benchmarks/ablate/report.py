@@ -117,6 +117,7 @@ def notes(results: list[dict[str, Any]], study: str, found: list[Row], summary: 
         text.append("GLUE: every variant (LoRA at its single published lr too) trains on train less a seeded "
                     "held-out slice and chooses its lr and epoch there; the reported validation score (MNLI: "
                     "matched) chooses nothing.")
+        text += GLUE.result_notes(results)
     if study == "targets":
         text.append("NEAT's rank is set per target set so its trainable parameters are as close to q, v's as the "
                     "rank allows (benchmarks.budget.match_to).")

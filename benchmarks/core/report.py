@@ -43,7 +43,9 @@ class Shape:
     published_average: the columns a published row's average covers (its Δ needs exactly these).
     speed: a training speed and memory section per table.
     task_sections: per_test only: {task: function(that task's results) -> a Markdown section} appended to the
-              task's sections (the reasoning suite's PEFT leaderboard)."""
+              task's sections (the reasoning suite's PEFT leaderboard).
+    result_notes: function(results) -> notes read from the results, after the shape's own (GLUE: the recipe values
+              where a paper and its scripts disagree, as each run trained them)."""
 
     suite: str
     heading: str
@@ -61,6 +63,7 @@ class Shape:
     titles: dict[str, str] = field(default_factory=dict)
     metric_in_score: bool = False   # name each dataset's metric where it is not accuracy (GLUE)
     task_sections: Mapping[str, Callable[[list[dict[str, Any]]], str]] = field(default_factory=dict)
+    result_notes: Callable[[list[dict[str, Any]]], list[str]] | None = None
 
 
 def titles(results: list[dict[str, Any]]) -> dict[str, str]:
@@ -148,7 +151,7 @@ def _notes(results: list[dict[str, Any]], shape: Shape) -> list[str]:
     matched = sorted({c["matched_to"] for c in configs if c.get("matched_to")})
     if matched:
         notes.append(f"Adapter sizes matched to {', '.join(matched)}'s trainable parameters (--match-params).")
-    return notes + list(shape.notes)
+    return notes + list(shape.notes) + (shape.result_notes(results) if shape.result_notes else [])
 
 
 def markdown_table(results: list[dict[str, Any]], shape: Shape) -> str:

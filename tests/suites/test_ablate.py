@@ -186,6 +186,7 @@ def test_scale_study_on_glue_tasks_runs_neat_l_at_its_and_loras_published_lr(off
     assert "| NEAT-L, s = auto, at LoRA's lr | 1.5K |" in table and "| LoRA, own lr | 1.5K |" in table
     assert "GLUE: every variant (LoRA at its single published lr too) trains on train less a seeded held-out " \
            "slice and chooses its lr and epoch there" in table
+    assert "\nlora on SST-2: lora_alpha 16 — microsoft/LoRA examples/NLU/roberta_base_<task>.sh@" in table
     assert ablate.main(argv + ["--dry-run"]) == 0
 
 

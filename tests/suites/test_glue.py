@@ -11,11 +11,14 @@ import pytest
 import torch
 
 from benchmarks.core import methods as M
+from benchmarks.core import report
 from benchmarks.core.catalog import MethodOptions, methods_for
 from benchmarks.core.models import ModelSource, create_text_model
 from benchmarks.glue import cli as glue_cli
 from benchmarks.glue import data as glue
 from benchmarks.glue import plan as glue_runs
+from benchmarks.glue.recipes import glue_recipe
+from benchmarks.glue.shape import SHAPE, recipe_notes
 
 from support.glue_assets import HIDDEN, LAYERS
 
@@ -104,6 +107,55 @@ def test_text_methods_train_the_expected_parameters(name, offline_assets):
     assert all(p.grad is not None for p in built.parameters() if p.requires_grad)
 
 
+# --- the report's notes on recipe choices ----------------------------------------------------------------
+def glue_result(method: str, task: str, lr: float | None = None, matched_to: str | None = None, **options) -> dict:
+    """A result as a run of `method` on `task` records it: its recipe at `lr` and the options it trained with."""
+    recipe = glue_recipe(method, task)
+    lr = recipe.lr if lr is None else lr
+    return {"suite": "glue", "method": method, "dataset": task, "seed": 0, "lr": lr, "lr_grid": list(recipe.grid),
+            "metric": "accuracy", "score": 0.8, "selection_score": 0.8, "scores": {"accuracy": 0.8},
+            "method_params": 10, "head_params": 5, "trainable_params": 15,
+            "config": {"model": "roberta-base", "recipe": recipe.at(lr).describe(), "matched_to": matched_to,
+                       "method_options": {**recipe.options, **options}, "data": {"title": glue.get_task(task).title}}}
+
+
+LORA_ALPHA = ("lora_alpha 16 — microsoft/LoRA examples/NLU/roberta_base_<task>.sh@c18b175ee040ae1254c37e540a244f75a06dc0a0"
+              " pass --lora_alpha 16 (α/r = 2) for every task, and these scripts produced the LoRA paper's rows; its "
+              "Table 9 prints α = 8 — our choice: the scripts' 16.")
+FOURIER = "Chaos96/fourierft experiments/GLUE/{}-base-best.sh@ace4fe40a051d62066b97157e6888ea6d7f714c0"
+
+
+def test_the_report_names_loras_alpha_and_fourierfts_choices_as_the_runs_trained_them():
+    results = [glue_result(m, t) for m in ("lora", "fourierft", "neat-s") for t in ("rte", "mrpc", "qnli", "mnli", "qqp")]
+    results.append(glue_result("lora", "cola", lora_alpha=8))   # --lora-alpha 8 on the command line
+    assert recipe_notes(results) == [
+        "lora on MRPC, QQP, MNLI, QNLI, RTE: " + LORA_ALPHA,
+        f"fourierft on MRPC: fourier_scaling 151 — {FOURIER.format('mrpc')} --scale 151 (its logs, logs_glue/mrpc/"
+        "base/bs32maxlen512f_lr0.05h_lr0.006num1000scale151.0seed*.txt, record the same); the FourierFT paper (arXiv "
+        "2405.03003) Table 9 prints 141 — our choice: the script's, which the repository's own logs ran.",
+        f"fourierft on QNLI: lr 0.1 — {FOURIER.format('qnli')} --fft_lr 0.1 (its logs, logs_glue/qnli/base/"
+        "bs32maxlen512f_lr0.1h_lr0.001num1000scale29.0seed*.txt, record the same); the FourierFT paper (arXiv "
+        "2405.03003) Table 9 prints 1e-2 — our choice: the script's, which the repository's own logs ran.",
+        "fourierft on QQP, MNLI: fourier_scaling 29, head_lr 0.001, lr 0.1, epochs 40 — unknown: FourierFT has no "
+        "MNLI or QQP script and its paper's Table 9 covers six tasks — our choice: QNLI's row as its script runs it "
+        f"({FOURIER.format('qnli')}: scale 29, head lr 1e-3, spectral lr 0.1, 40 epochs), its largest task (105k "
+        "pairs), the closest in size.",
+        "lora on CoLA: lora_alpha 8 — set for this run (command line)."]
+    table = report.markdown_table(results, SHAPE)
+    assert "\nlora on MRPC, QQP, MNLI, QNLI, RTE: " + LORA_ALPHA + "\n" in table
+
+
+def test_the_reports_notes_follow_a_sweep_and_matched_sizes():
+    swept = [glue_result("fourierft", "qnli", lr) for lr in (0.01, 0.1)]
+    for r in swept:
+        r["config"]["recipe"].update(lrs=[0.01, 0.1], sources={**r["config"]["recipe"]["sources"], "lrs": "command line"})
+    matched = glue_result("dora", "sst2", matched_to="neat-l", lora_r=2, lora_alpha=4)
+    assert recipe_notes([*swept, matched]) == [
+        "fourierft on QNLI: lr swept over 0.01, 0.1 — command line.",
+        "dora on SST-2: lora_alpha 4 — --match-params neat-l (alpha / r kept)."]
+    assert recipe_notes([glue_result("neat-l", "qnli"), glue_result("bitfit", "mrpc")]) == []
+
+
 # --- the CLI ----------------------------------------------------------------------------------------------
 def _cli(assets, out, *extra: str) -> list[str]:
     return ["--model-path", str(assets / "model"), "--data-dir", str(assets / "data"), "--out", str(out),
@@ -149,6 +201,7 @@ def test_cli_end_to_end_single_sentence_pair_and_regression_tasks_then_resume(of
     table = (out / "report.md").read_text()
     assert table.startswith("# GLUE results\n\n| Method | Params | SST-2 | MRPC | STS-B | Avg. |")
     assert "| neat-s | 128 |" in table and "best epoch" in table
+    assert "\nlora on SST-2, MRPC, STS-B: " + LORA_ALPHA + "\n" in table   # the alpha the runs trained with
     assert (out / "accuracy_vs_params.png").read_bytes()[:4] == b"\x89PNG"
 
     finished = {p.name: p.read_text() for p in (out / "runs").glob("*.json")}
