@@ -52,6 +52,28 @@ def test_published_image_recipes():
     assert (head.sweep, head.grid, head.at(3e-3).head_lr) == ("head_lr", (1e-3, 3e-3, 1e-2), 3e-3)
 
 
+VERA_TABLE_11 = {"cifar100": (2e-2, 4e-3), "food101": (4e-2, 4e-2), "flowers102": (4e-2, 4e-3),
+                 "resisc45": (7e-2, 5e-3)}   # VeRA paper Table 11, ViT-Base: (VeRA lr, head lr)
+
+
+def test_vera_on_vit_trains_table_11_where_it_has_a_row_and_sweeps_a_grid_holding_its_lrs_elsewhere():
+    for dataset in ("cifar100", "resisc45"):
+        vera = recipes.recipe_for("vera", dataset)
+        assert (vera.lr, vera.head_lr) == VERA_TABLE_11[dataset] and vera.grid == (vera.lr,)
+        assert (vera.weight_decay, vera.schedule, vera.epochs, vera.batch_size) == (0.01, "linear", 10, 256)
+        assert vera.sources["lr"] == vera.sources["head_lr"] == vera.sources["weight_decay"] == (
+            f"VeRA paper (arXiv 2310.11454) Table 11 (ViT-Base) ({dataset}; rank 256 on query and value); stated "
+            "deviation: VeRA trained on 10 images per class (Sec. 4.4); this suite trains on the full train split")
+        assert vera.sources["batch_size"].startswith("unknown (Table 11 gives no batch size, clipping or warm-up)")
+    published = {lr for lr, _ in VERA_TABLE_11.values()}
+    for dataset in ("pets", "cifar10", "dtd", "eurosat", "cars", "fgvc"):
+        vera, neat = recipes.recipe_for("vera", dataset), recipes.recipe_for("neat", dataset)
+        assert vera.grid == (3e-3, 1e-2, 2e-2, 4e-2, 7e-2) and published <= set(vera.grid)
+        assert (vera.head_lr, vera.weight_decay) == (neat.head_lr, neat.weight_decay)   # no Table 11 row here
+        assert vera.sources["lrs"].startswith("unknown (VeRA's Table 11 covers CIFAR100, Food101, Flowers102 and "
+                                              "RESISC45 only) — our choice: a grid holding every VeRA lr")
+
+
 LORA_SCRIPTS = "microsoft/LoRA examples/NLU/roberta_base_{}.sh@c18b175ee040ae1254c37e540a244f75a06dc0a0"
 
 
@@ -172,10 +194,13 @@ def test_match_to_sizes_every_adapter_method_to_the_reference():
 
 @pytest.mark.slow
 def test_dry_run_lists_the_paper_plan_with_exact_parameters(capsys):
-    assert vtab.main(["--suite", "paper", "--dry-run", "--method", "neat,fourierft,lora", "--dataset", "pets,dtd"]) == 0
+    assert vtab.main(["--suite", "paper", "--dry-run", "--method", "neat,fourierft,lora,vera", "--dataset",
+                      "pets,dtd,cifar100"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == ("Plan: 10 runs (1 seed(s)), model vit_base_patch16_224.orig_in21k (random init from timm's "
+    assert lines[0] == ("Plan: 26 runs (1 seed(s)), model vit_base_patch16_224.orig_in21k (random init from timm's "
                         "config for the counts).")
+    assert "| vera | pets | 0.003,0.01,0.02,0.04,0.07 (lr) | 256 | 64 x 4 x 1 | 10 | 24,576 | 28,453 |" in lines
+    assert "| vera | cifar100 | 0.02 (lr) | 256 | 64 x 4 x 1 | 10 | 24,576 | 76,900 |" in lines   # Table 11
     assert "| neat | pets | 0.005 (lr) | 256 | 64 x 4 x 1 | 10 | 258,048 | 28,453 |" in lines
     assert "| fourierft | pets | 0.3 (lr) | 200 | 50 x 4 x 1 | 10 | 72,000 | 28,453 |" in lines
     assert "| lora | dtd | 0.001,0.003,0.01 (lr) | 256 | 64 x 4 x 1 | 10 | 589,824 | 36,143 |" in lines
