@@ -98,7 +98,7 @@ SWEEP_GRID_NOTE = ("our choice: one grid a factor ~3 apart for every variant, sp
                    "(5e-3, 1e-2) and LoRA's grid (1e-3 to 1e-2; smoke: the smoke suite's grid), selected on "
                    "validation; it holds every lr LoRA can choose, so NEAT has a result at LoRA's lr")
 RECIPE_LR_NOTE = "the study's rule: every variant at the recipe's own lr (the same hyper-parameters, as the paper)"
-GLUE_GRID_NOTE = ("our choice: NEAT-L's published lr and LoRA's published lr for the task (Table 9), selected on "
+GLUE_GRID_NOTE = ("our choice: NEAT-L's published lr and LoRA's for the task (its script, as Table 9), selected on "
                   "the held-out slice of train; LoRA trains its published lr")
 
 

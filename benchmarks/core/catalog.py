@@ -107,5 +107,5 @@ class MethodOptions:
     lora_dropout: float = 0.1
     n_frequency: int = 3000       # fourierft (FourierFT's ViT scripts: --n_frequency 3000 --scale 300)
     fourier_scaling: float = 300.0
-    vera_r: int = 256             # vera (PEFT's VeraConfig default; benchmarks/vtab/recipes.py)
+    vera_r: int = 256             # vera (VeRA paper Table 11, ViT; PEFT's VeraConfig default)
     peft_target: str = "qv"       # PEFT baselines on a timm ViT: "qv" or "fused" (PEFT_TARGETS)
