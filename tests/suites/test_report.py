@@ -165,3 +165,14 @@ def test_torn_or_missing_result_files_count_as_unfinished(results_dir):
     old = {k: v for k, v in RESULTS[0].items() if k != "schema"}   # a result of an older schema is redone
     write_json_atomic(results_dir / "runs" / "old.json", old)
     assert read_result(results_dir / "runs" / "old.json") is None
+
+
+def test_the_image_report_says_where_its_protocol_differs_from_the_published_rows():
+    assert "DTD:" not in report.markdown_report(RESULTS, SHAPE)   # pets and cifar10 only
+    ran = [dict(r, dataset=d, config={**r["config"], "data": {"title": d}})
+           for r, d in ((RESULTS[0], "dtd"), (dict(RESULTS[0], method="vera"), "resisc45"),
+                        (dict(RESULTS[0], method="vera"), "cifar100"))]
+    text = report.markdown_report(RESULTS + ran, SHAPE)
+    assert ("DTD: its one train/test partition as the Hub copy holds it (3,760 / 1,880), never pooled; FourierFT's "
+            "Table 5 pooled all 5,640 images and split them 80/20") in text
+    assert text.count("VeRA on CIFAR100 and RESISC45: VeRA's Table 11 recipe (arXiv 2310.11454)") == 1
