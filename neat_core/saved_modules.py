@@ -169,7 +169,7 @@ def _load_from_original_names(module: SavedModule, state_dict: dict[str, Any], p
     (`original.`, `copies.<adapter>.`) load as they are."""
     inner = (prefix + "original.", prefix + "copies.")
     plain = not any(k.startswith(prefix + SAVED) for k in state_dict)
-    used = _used_prefix(module, prefix)
+    used = _owner_prefix(module, state_dict, prefix)
     for key in [k for k in state_dict if k.startswith(prefix)]:
         rest = key[len(prefix):]
         if key.startswith(inner):
@@ -185,6 +185,18 @@ def _load_from_original_names(module: SavedModule, state_dict: dict[str, Any], p
     for name, tensor in _inner_tensors(module).items():   # what the dict lacks of the other copies keeps its value
         if prefix + name not in state_dict and not (prefix + name).startswith(used):
             state_dict[prefix + name] = tensor
+
+
+def _owner_prefix(module: SavedModule, state_dict: dict[str, Any], prefix: str) -> str:
+    """Where the dict's own-name entries load: the one module (a copy, or the original) the dict does not also
+    hold under `neat_saved.` — the one in use when it was saved, whichever adapter is active here; the module in
+    use here for a plain checkpoint, or when the dict leaves that open (saved with other adapters than these)."""
+    stored = {k[len(prefix + SAVED):].partition(".")[0] for k in state_dict if k.startswith(prefix + SAVED)}
+    if stored:
+        owners = [name for name in [*module.copies, NO_ADAPTER] if name not in stored]
+        if len(owners) == 1:
+            return prefix + ("original." if owners[0] == NO_ADAPTER else f"copies.{owners[0]}.")
+    return _used_prefix(module, prefix)
 
 
 def _inner_tensors(module: nn.Module) -> dict[str, torch.Tensor]:

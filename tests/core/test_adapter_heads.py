@@ -119,6 +119,22 @@ def test_state_dict_shows_the_active_heads_under_the_plain_names(two):
         torch.testing.assert_close(family.run(fresh), family.run(model), atol=0, rtol=0)
 
 
+def test_a_state_dict_loads_each_head_into_its_adapter_whichever_adapter_is_active(two):
+    family, model, _ = two
+    neat_core.set_adapter(model, "a")
+    state = model.state_dict()   # a's head under the plain names, b's under neat_saved.b
+    fresh = family.patch(family.build(), "a")
+    family.patch(fresh, "b")
+    neat_core.set_adapter(fresh, "b")
+    assert str(fresh.load_state_dict(state)) == "<All keys matched successfully>"
+    for name in ("a", "b"):
+        assert all(torch.equal(p, q) for p, q in zip(saved_parameters(fresh, family.head, name).values(),
+                                                      saved_parameters(model, family.head, name).values())), name
+        neat_core.set_adapter(fresh, name)
+        neat_core.set_adapter(model, name)
+        torch.testing.assert_close(family.run(fresh), family.run(model), atol=0, rtol=0)
+
+
 def test_mixed_batch_runs_each_sample_through_its_adapters_head(two):
     family, model, alone = two
     names = ["b", "a", "__base__", "b"]
