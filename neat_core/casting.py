@@ -35,6 +35,18 @@ def _move_keeping_fp32(fn, tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to(device=device, dtype=torch.float32) if tensor.is_floating_point() else tensor.to(device=device)
 
 
+def moved_keeping_fp32(fn, recurse: bool, follows: torch.nn.Module, kept: torch.nn.Module) -> bool:
+    """`Module._apply(fn)` for a module whose `follows` part takes every cast and whose `kept` part (trained weights)
+    stays fp32 under a cast to fp16 / bf16: applies both and returns True for such a cast; False (nothing done) for
+    any other, which the module then applies as usual."""
+    target = _cast_target(fn, next(follows.parameters(), torch.empty(0)))
+    if not recurse or target is None or target.dtype not in HALF_DTYPES:
+        return False
+    kept._apply(functools.partial(_move_keeping_fp32, fn))
+    follows._apply(fn)
+    return True
+
+
 class Casting:
     """A NeatLinear's compute dtype and its `.to()` / `.half()` / `.cuda()` (the layer's `base_layer`, `neat` and
     caches are its own)."""
@@ -66,9 +78,6 @@ class Casting:
         fp64, but stay fp32 when the target is fp16/bf16 (they are never rounded through half precision)."""
         self._cast_weight = self._cast_key = None
         self.clear_cache()
-        target = _cast_target(fn, self.base_layer.weight)
-        if not recurse or target is None or target.dtype not in HALF_DTYPES:
+        if not moved_keeping_fp32(fn, recurse, self.base_layer, self.neat):
             return super()._apply(fn, recurse)
-        self.neat._apply(functools.partial(_move_keeping_fp32, fn))
-        self.base_layer._apply(fn)
         return super()._apply(fn, recurse=False)

@@ -219,10 +219,8 @@ def base_state_dict(model_or_state_dict: nn.Module | Mapping[str, Any]) -> dict[
 
     A patched model's state dict already holds its base weights under the plain model's names (the original
     weights when merged); this drops the `<layer>.neat.<adapter>.<param>` entries."""
-    if isinstance(model_or_state_dict, nn.Module):
-        drop = adapter_keys(model_or_state_dict)
-        return {k: v for k, v in model_or_state_dict.state_dict().items() if k not in drop}
-    return {k: v for k, v in model_or_state_dict.items() if ADAPTER_KEY.search(k) is None}
+    state = model_or_state_dict.state_dict() if isinstance(model_or_state_dict, nn.Module) else model_or_state_dict
+    return {k: v for k, v in state.items() if ADAPTER_KEY.search(k) is None}
 
 
 def _replace(model: nn.Module, name: str, new: nn.Module) -> None:

@@ -43,7 +43,7 @@ from .inject import active_adapter, adapter_configs, neat_layers
 from .io import CONFIG_NAME, WEIGHTS_NAME, atomic_write, base_model_name, library_version, with_trained_modules
 from .layer import NeatLinear
 from .per_sample import NO_ADAPTER
-from .peft_view import (PEFT_PREFIX, inside_saved, peft_header, peft_module_names, peft_modules_to_save,
+from .peft_view import (PEFT_PREFIX, inside_saved, parameter_entries, peft_header, peft_module_names, peft_modules_to_save,
                         peft_targets, saved_tensors)
 
 EXPORT_INFO_NAME = "neat_export.json"
@@ -142,7 +142,7 @@ def _write_lora(model: nn.Module, out_dir: str | os.PathLike, weights: Mapping[s
     """The LoRA folder of sum_i w_i dW_i with `head_from`'s trained modules (None: the model's own heads)."""
     config = with_trained_modules(model, head_from) if head_from is not None else None
     entries = list(config.modules_to_save) if config is not None else []
-    params = [n for n in entries if n in dict(model.named_parameters())]
+    params = parameter_entries(model, config) if config is not None else []
     if params:
         raise ValueError(f"PEFT's LoRA cannot carry the trained parameter {params[0]} (PEFT's modules_to_save names "
                          "modules, not parameters): freeze it, or keep the adapter in neat_core format "

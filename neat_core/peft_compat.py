@@ -90,7 +90,7 @@ def _export_targets(model: nn.Module, targets: list[str], adapted: list[str], sa
     return found
 
 
-def _peft_tensors(model: nn.Module, layers: dict[str, NeatLinear], config: NeatConfig,
+def _peft_tensors(model: nn.Module, layers: dict[str, NeatLinear], saved: list[str],
                   adapter: str) -> dict[str, torch.Tensor]:
     tensors = {}
     for name, layer in layers.items():
@@ -101,7 +101,7 @@ def _peft_tensors(model: nn.Module, layers: dict[str, NeatLinear], config: NeatC
                 tensors[f"{key}{kind}.{i}.weight"] = matrix[0].t()
         scale = 1.0 if net.scales is None else net.scales[0]   # scale="auto": s folded into B (module docstring)
         tensors[f"{key}B.weight"] = net.B[0].t() * scale
-    tensors.update(saved_tensors(model, peft_modules_to_save(model, config.modules_to_save), adapter))
+    tensors.update(saved_tensors(model, saved, adapter))
     return {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
 
 
@@ -131,7 +131,7 @@ def to_peft(model: nn.Module, out_dir: str | os.PathLike, adapter: str | None = 
         "exclude_modules": None, "layers_to_transform": None,
         "layers_pattern": None, "init_weights": True,
     }
-    tensors = _peft_tensors(model, layers, config, adapter)
+    tensors = _peft_tensors(model, layers, saved, adapter)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))

@@ -20,13 +20,12 @@ follows the cast); their products run in the input's dtype.
 from __future__ import annotations
 
 import copy
-import functools
 from typing import Any
 
 import torch
 from torch import nn
 
-from .casting import HALF_DTYPES, _cast_target, _move_keeping_fp32
+from .casting import adapter_dtype, moved_keeping_fp32
 from .per_sample import NO_ADAPTER, SampleAdapters
 
 SAVED = "neat_saved."
@@ -51,8 +50,7 @@ class SavedModule(nn.Module):
         """A fresh copy of the original for `adapter` (the module as the model had it before any adapter trained)."""
         copied = copy.deepcopy(self.original)
         for source, target in zip(self.original.parameters(), copied.parameters()):
-            if source.dtype in HALF_DTYPES:
-                target.data = target.data.float()
+            target.data = target.data.to(adapter_dtype(source.dtype))
         self.copies[adapter] = copied
         return copied
 
@@ -114,11 +112,8 @@ class SavedModule(nn.Module):
     def _apply(self, fn, recurse: bool = True):
         """`.to()`, `.half()`...: the original follows; the copies follow device moves and casts to fp32 / fp64 but
         stay fp32 under fp16 / bf16 casts (trained weights are never rounded through half precision)."""
-        target = _cast_target(fn, next(self.original.parameters(), torch.empty(0)))
-        if not recurse or target is None or target.dtype not in HALF_DTYPES:
+        if not moved_keeping_fp32(fn, recurse, self.original, self.copies):
             return super()._apply(fn, recurse)
-        self.copies._apply(functools.partial(_move_keeping_fp32, fn))
-        self.original._apply(fn)
         return super()._apply(fn, recurse=False)
 
     def extra_repr(self) -> str:
