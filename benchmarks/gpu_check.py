@@ -79,6 +79,11 @@ class Outcome:
     speed: dict[str, Any] = field(default_factory=dict)
 
 
+def _text(output: bytes | str | None) -> str:
+    """A killed part's output: TimeoutExpired carries bytes even when the run asked for text."""
+    return output.decode(errors="replace") if isinstance(output, bytes) else output or ""
+
+
 def run_part(part: Part, out: Path, limit: float) -> Outcome:
     """Run one part under its limit; a speed part's JSON (the newest in its folder) is read back."""
     (out / part.folder).mkdir(parents=True, exist_ok=True)
@@ -90,7 +95,7 @@ def run_part(part: Part, out: Path, limit: float) -> Outcome:
         status = "ok" if done.returncode == 0 else f"failed (exit {done.returncode})"
         tail = (done.stdout + done.stderr)[-1500:]
     except subprocess.TimeoutExpired as err:
-        status, tail = "timed out", str(err.stdout or "")[-1500:]
+        status, tail = "timed out", "".join(_text(x) for x in (err.stdout, err.stderr))[-1500:]
     seconds = time.perf_counter() - start
     speed = {}
     if part.speed and status == "ok":

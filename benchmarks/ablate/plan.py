@@ -20,13 +20,15 @@ from ..core.recipe import Recipe
 from ..core.results import load_results
 from ..core.runner import Job, world_size
 from ..core.sweep import Run, expand
+from ..glue import data as glue_data
 from ..glue import plan as glue_plan
 from ..glue.recipes import DEV_FRACTION, DEV_MAX, glue_recipe
 from ..vtab import plan as vtab_plan
+from ..vtab.data import train_images
 from ..vtab.recipes import recipe_for
 from . import report as ablate_report
 from .studies import (ASSUMED_RATE, GLUE_GRID_NOTE, RECIPE_LR_NOTE, STUDIES, SWEEP_GRID_NOTE, SWEEP_GRIDS,
-                      TRAIN_IMAGES, Variant, glue_grid, study_variants)
+                      Variant, glue_grid, study_variants)
 
 EXPECTED_ERRORS = vtab_plan.EXPECTED_ERRORS + glue_plan.EXPECTED_ERRORS
 
@@ -107,12 +109,13 @@ def glue_jobs(args: argparse.Namespace, source: ModelSource, world: int = 1) -> 
 
 # --- the dry run -----------------------------------------------------------------------------------------
 def train_items(args: argparse.Namespace, dataset: str, table: Recipe) -> int:
-    """Images (GLUE: samples) one run trains on over all epochs: the training split (less the slice every GLUE run
-    of a study holds out to select on) x epochs."""
-    items = TRAIN_IMAGES[dataset]
+    """Images (GLUE: samples) one run trains on over all epochs: the training split as its card counts it, less what
+    the run holds out (images: the validation share where there is no validation split; GLUE: the slice every run
+    of a study selects on), x epochs."""
     if args.domain == "glue":
-        items -= min(int(DEV_FRACTION * items), DEV_MAX)
-    return items * table.epochs
+        rows = glue_data.TASKS[dataset].rows[0]
+        return (rows - glue_data.held_out_size(rows, DEV_FRACTION, DEV_MAX)) * table.epochs
+    return train_images(dataset) * table.epochs
 
 
 def throughput(args: argparse.Namespace) -> tuple[float | None, str]:

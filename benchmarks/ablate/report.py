@@ -120,7 +120,7 @@ def notes(results: list[dict[str, Any]], study: str, found: list[Row], summary: 
         text += GLUE.result_notes(results)
     if study == "targets":
         text.append("NEAT's rank is set per target set so its trainable parameters are as close to q, v's as the "
-                    "rank allows (benchmarks.budget.match_to).")
+                    "rank allows (benchmarks.core.budget.match_to).")
     if study == "scale":
         text.append("At LoRA's lr: the NEAT variant's runs at the lr LoRA selected on the same dataset; LoRA is sized "
                     "to s = 1's adapter parameters and sweeps the same grid.")
@@ -164,7 +164,7 @@ def auto_scale_line(results: list[dict[str, Any]]) -> list[str]:
 
 
 def paper_lines(results: list[dict[str, Any]], study: str) -> list[str]:
-    """Published numbers for the same variant and backbone (benchmarks/published.py), and the paper's words."""
+    """Published numbers for the same variant and backbone (benchmarks/vtab/published.py), and the paper's words."""
     found = []
     for r in {r["method"]: r for r in results}.values():
         config = r.get("config") or {}

@@ -134,26 +134,10 @@ def study_variants(study: str, datasets: list[str]) -> tuple[Variant, ...]:
 
 
 # --- the GPU-time estimate of --dry-run --------------------------------------------------------------------
-# Training images per epoch: the source's train split, less the 10% held out for validation where the dataset
-# has no validation split (benchmarks/vtab/data.py's rule). Approximate (mirrors may differ by a few images).
-TRAIN_IMAGES: dict[str, int] = {
-    "pets": 3312,       # timm/oxford-iiit-pet train 3,680 (the official trainval), 90%
-    "cifar10": 45000,   # 50,000, 90%
-    "dtd": 3384,        # tanganke/dtd train 3,760 (the size of partition 1's train+val), 90%
-    "eurosat": 16200,   # timm/eurosat-rgb train split (validation given)
-    "resisc45": 18900,  # timm/resisc45 train split (validation given)
-    "cars": 7330,       # StanfordCars train 8,144, 90%
-    "fgvc": 3000,       # Multimodal-Fatima/FGVC_Aircraft_train 3,334 (the official train), 90%
-    "cifar100": 45000,  # 50,000, 90%
-    "digits59": 564,    # the smoke suite's training images (recipes.SMOKE_NOTE)
-    # GLUE training sets (GLUE paper, Wang et al. 2019, Table 1); a sweep trains on 90% of them
-    "cola": 8551, "sst2": 67349, "mrpc": 3668, "stsb": 5749, "qqp": 363846, "mnli": 392702, "qnli": 104743,
-    "rte": 2490,
-}
 # Training throughput assumed when neither --images-per-s nor finished results under --out give one.
 ASSUMED_RATE: dict[str, tuple[float, str]] = {
     "paper": (2000.0, "assumed, not measured: the project's throughput goal for ViT-B/16 training on one H100 "
                       "(README, Benchmarks); pass --images-per-s, or measure it with python -m benchmarks.speed"),
-    "smoke": (1000.0, "measured: about 1,000 training images/s of the smoke ViT with NEAT on one thread of the 2-core "
-                      "CPU machine that built this, 2026-11-25 (the runs' train_images_per_s)"),
+    "smoke": (1000.0, "measured: about 1,000 training images/s of the smoke ViT with NEAT on one thread of a 2-core "
+                      "CPU machine, 2026-11-25 (the runs' train_images_per_s)"),
 }

@@ -191,9 +191,13 @@ def tokenize(data: Any, tokenizer: Any, task: str | GlueTask, max_length: int = 
     return data.map(encode, batched=True, remove_columns=data.column_names, desc=f"tokenizing {task.name}")
 
 
+def held_out_size(rows: int, fraction: float, at_most: int) -> int:
+    """How many of `rows` training examples `hold_out` sets aside: `fraction`, at most `at_most`, at least one."""
+    return max(1, min(at_most, round(fraction * rows)))
+
+
 def hold_out(train: Any, fraction: float, at_most: int, seed: int = SPLIT_SEED) -> tuple[Any, Any]:
     """(rest, held out): `fraction` of `train` (at most `at_most` examples, at least one) split off with a fixed
     seed, to select hyper-parameters on while the validation set stays for reporting."""
-    size = max(1, min(at_most, round(fraction * len(train))))
-    parts = train.train_test_split(test_size=size, seed=seed)
+    parts = train.train_test_split(test_size=held_out_size(len(train), fraction, at_most), seed=seed)
     return parts["train"], parts["test"]

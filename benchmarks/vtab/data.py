@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,6 +270,14 @@ def _renamed(ds: Any, spec: DatasetSpec) -> Any:
         raise DataUnavailableError(f"Dataset {spec.name!r} has columns {ds.column_names}; expected {spec.image_key!r} "
                                    f"and {spec.label_key!r} (or image / label).")
     return ds
+
+
+def train_images(name: str) -> int:
+    """Images one epoch of dataset `name` trains on: its train split (the card's count; digits: the generated split)
+    less the validation share `holdout` takes where the data set has no validation split (datasets rounds it up)."""
+    spec = get_spec(name)
+    rows = len(_digits(spec)["train"]) if spec.source == "digits" else spec.expected.splits["train"]
+    return rows if spec.val else rows - math.ceil(VAL_FRACTION * rows)
 
 
 def holdout(train: Any, fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED) -> tuple[Any, Any]:

@@ -88,11 +88,11 @@ def test_dry_run_lists_runs_exact_parameters_and_a_labelled_time_estimate(capsys
     assert ablate.main(["--study", "depth", "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == f"Plan: 5 runs (1 seed(s)) on {VIT_B}."
-    assert "| neat-depth2 | neat | rank=7, depth=2 | cars | 0.01 (1 run(s)) | 256 | 10 | 258,048 | 73,300 | 37 s |" \
+    assert "| neat-depth2 | neat | rank=7, depth=2 | cars | 0.01 (1 run(s)) | 256 | 10 | 258,048 | 73,290 | 37 s |" \
         in lines
-    assert "| neat-depth6 | neat | rank=7, depth=6 | cars | 0.01 (1 run(s)) | 256 | 10 | 262,752 | 73,300 | 37 s |" \
-        in lines   # + 2 x 2 r x r matrices per slice, 24 slices
-    assert "Training items: epochs x training images (GLUE: samples) per run, summed: 366,500." in lines
+    assert "| neat-depth6 | neat | rank=7, depth=6 | cars | 0.01 (1 run(s)) | 256 | 10 | 262,752 | 73,290 | 37 s |" \
+        in lines   # + 2 x 2 r x r matrices per slice, 24 slices; cars: 8,144 train less ceil(10%) held out = 7,329
+    assert "Training items: epochs x training images (GLUE: samples) per run, summed: 366,450." in lines
     assert lines[-1].startswith("Estimated training time: 3.1 min at 2,000 items/s (assumed, not measured: ")
     assert lines[-1].endswith("An estimate, not a measurement: evaluation, data loading and start-up are not "
                               "counted.")

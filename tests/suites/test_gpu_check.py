@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -55,3 +56,15 @@ def test_the_report_reads_speed_results_as_ratios_to_lora():
     assert "| vit_base_patch16_224 bs64 224px, qkv, eager | floor | 70.0 | 0.70 | 1500.0 | 0.75 | — | — |" in text
     assert "| vtab smoke (CUDA, bf16) | timed out | 60 |" in text and "last words" in text
     assert text.startswith("# GPU check\n\nNVIDIA H200 (140 GiB), torch 2.x (CUDA 13.0), 2026-12-04.")
+
+
+@pytest.mark.slow
+def test_a_part_that_runs_out_of_time_reports_what_it_printed_on_both_streams(tmp_path):
+    script = "import sys, time; print('to stdout', flush=True); print('to stderr', file=sys.stderr, flush=True); " \
+             "time.sleep(30)"
+    part = gpu_check.Part("slow part", "pytest", (), 1)
+    part_command = [sys.executable, "-c", script]
+    with mock.patch.object(gpu_check.Part, "command", lambda self, out: part_command):
+        outcome = gpu_check.run_part(part, tmp_path, limit=1.5)
+    assert outcome.status == "timed out"
+    assert "to stdout\n" in outcome.tail and "to stderr\n" in outcome.tail and "b'" not in outcome.tail
