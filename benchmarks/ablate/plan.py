@@ -7,6 +7,7 @@ Each (variant, dataset, seed, lr) is one job of the image suite (vtab.plan.execu
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 from ..core import budget
 from ..core.catalog import MethodOptions, size_knob
 from ..core.flags import method_options, with_recipe_flags
-from ..core.models import ModelSource, ModelUnavailableError, text_architecture
+from ..core.models import ModelSource
 from ..core.recipe import Recipe
 from ..core.results import load_results
 from ..core.runner import Job, world_size
@@ -99,7 +100,7 @@ def glue_jobs(args: argparse.Namespace, source: ModelSource, world: int = 1) -> 
     builder = lambda name: found[name].method  # noqa: E731
 
     def options(task: str) -> dict[str, MethodOptions]:
-        count = lambda n, o: budget.method_params(lambda: text_architecture(source, 2), builder(n), o, "text")  # noqa: E731
+        count = lambda n, o: budget.source_params(source, builder(n), o, "text")  # noqa: E731
         return sized_options(args, {n: glue_recipe(v.method, task).options for n, v in found.items()}, count)
 
     return glue_plan.jobs_for(args, glue_runs(args), source, world,
@@ -142,12 +143,7 @@ def dry_run(args: argparse.Namespace, world: int = 1, source: ModelSource | None
     study, found = STUDIES[args.study], variants(args)
     if args.domain == "glue":
         jobs = glue_jobs(args, source, world)
-
-        def count(job: Job) -> str:
-            try:
-                return f"{budget.method_params(lambda: text_architecture(source, 2), job.method, job.options, 'text'):,}"
-            except ModelUnavailableError:
-                return "— (no config: --model-path)"
+        count = functools.partial(glue_plan.adapter_params_text, source)
         model = args.model
     else:
         jobs = image_plan(args, world)

@@ -1,7 +1,8 @@
 """Trainable-parameter budgets, exactly and without training: count a method's adapter parameters on a model
 built on the meta device (no memory, no init cost), and size one method to another's budget.
 
-`method_params(build, method, options, kind)` counts the parameters a method trains outside the classifier head;
+`method_params(build, method, options, kind)` counts the parameters a method trains outside the classifier head
+(`source_params`: on a model source's architecture, cached);
 `match_to(reference, methods, ...)` sets each method's size knob (catalog.Method.knob: LoRA/DoRA r, NEAT rank,
 FourierFT n, VeRA r) to the value whose count is closest to the reference method's. Used by `--match-params`,
 `--dry-run` and the ablation suite.
@@ -18,6 +19,7 @@ from torch import nn
 
 from . import methods as M
 from .catalog import MethodOptions, size_knob
+from .models import ModelSource, architecture, text_architecture
 
 MAX_KNOB = 1 << 20
 
@@ -29,6 +31,15 @@ def method_params(build: Callable[[], nn.Module], method: str, options: MethodOp
         model = build()
     heads = M.head_names(model, kind)
     return M.parameter_counts(M.build(method, model, options, kind), heads)["method_params"]
+
+
+@functools.lru_cache(maxsize=None)
+def source_params(source: ModelSource, method: str, options: MethodOptions, kind: str = "image") -> int:
+    """`method_params` on `source`'s architecture (image: the timm model; text: the transformers classifier from its
+    config), cached: sizing and dry runs count the same (method, options) many times, and a text config read may
+    ask the Hub."""
+    build = architecture if kind == "image" else text_architecture
+    return method_params(lambda: build(source, 2), method, options, kind)
 
 
 def resized(method: str, options: MethodOptions, size: int) -> MethodOptions:

@@ -26,7 +26,7 @@ import neat_text
 import neat_vision
 from neat_vision.qkv import QKV_NAME, split_qkv
 
-from .catalog import PEFT_TARGETS, MethodOptions, check_methods, methods_for
+from .catalog import PEFT_METHODS, PEFT_TARGETS, MethodOptions, check_methods, methods_for
 
 # Dotted suffixes PEFT targets on a timm ViT, per options.peft_target (catalog.PEFT_TARGETS).
 VIT_PEFT_TARGETS = {"qv": ["attn.qkv.q", "attn.qkv.v"], "fused": ["attn.qkv"]}
@@ -98,16 +98,15 @@ def peft_config(name: str, opts: MethodOptions, targets: list[str], heads: list[
     if name == "vera":
         return peft.VeraConfig(r=opts.vera_r, **common)
     if name == "peanut":
-        from transformers.activations import ACT2FN
+        from neat_core.peft_compat import TO_PEFT_ACTIVATION, peft_depth
 
         if not isinstance(opts.scale, (int, float)):
             raise ValueError(f"PEFT's peanut takes one numeric scaling per config, got scale={opts.scale!r}; "
                              "scale='auto' is NEAT's (method neat).")
-        if opts.activation not in ACT2FN:
+        if opts.activation not in TO_PEFT_ACTIVATION:
             raise ValueError(f"PEFT's peanut has no activation {opts.activation!r}; choose one of "
-                             f"{', '.join(sorted(ACT2FN))}.")
-        # PEFT counts encoder/decoder pairs; our depth counts weight matrices (2 = A, B)
-        return peft.PeanutConfig(r=opts.rank, depth=(opts.depth - 2) // 2, act_fn=opts.activation,
+                             f"{', '.join(TO_PEFT_ACTIVATION)}.")
+        return peft.PeanutConfig(r=opts.rank, depth=peft_depth(opts.depth), act_fn=TO_PEFT_ACTIVATION[opts.activation],
                                  scaling=opts.scale, **common)
     raise ValueError(f"{name!r} is not a PEFT baseline.")
 
@@ -177,7 +176,7 @@ def _full(name: str, model: nn.Module, opts: MethodOptions, kind: str) -> nn.Mod
 Builder = Callable[[str, nn.Module, MethodOptions, str], nn.Module]
 BUILDERS: dict[str, Builder] = {
     "neat": _neat, "neat-s": _neat, "neat-l": _neat,
-    **{name: _peft for name in ("lora", "dora", "fourierft", "pissa", "milora", "peanut", "vera")},
+    **{name: _peft for name in PEFT_METHODS},
     "bitfit": _bitfit, "head": _head, "full": _full,
 }
 

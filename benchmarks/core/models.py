@@ -12,6 +12,8 @@ need fp32 master copies, and the loop's autocast (bf16 on CUDA) sets the compute
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,9 @@ class ModelSource:
     def describe(self) -> dict[str, Any]:
         return {"model": self.name, "model_path": self.path, "model_args": self.args,
                 "model_revision": self.revision}
+
+    def __hash__(self) -> int:   # a key for caches of counts (`args` is a dict)
+        return hash(json.dumps(self.describe(), sort_keys=True, default=str))
 
 
 WEIGHT_DTYPE = torch.float32

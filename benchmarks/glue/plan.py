@@ -5,6 +5,7 @@ token batches, one run per (method, task, seed, lr), and the selection protocol 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from ..core.flags import check_device_loaded, method_options, with_recipe_flags
 from ..core.loop import (accelerator_for, accumulation, make_loader, precision, predict, ranks_agree,
                          seed_everything, train)
 from ..core.models import (ModelSource, ModelUnavailableError, create_text_model, model_pin, resolved,
-                           text_architecture, text_tokenizer)
+                           text_tokenizer)
 from ..core.recipe import Recipe
 from ..core.results import record
 from ..core.runner import Job, provenance, run_suite, saved_adapter, world_size
@@ -94,7 +95,7 @@ def sized_options(args: argparse.Namespace, task: str, source: ModelSource, meth
 
     if not reference:
         return {m: options(m) for m in methods}
-    count = lambda m, o: budget.method_params(lambda: text_architecture(source, 2), built_by(m), o, "text")  # noqa: E731
+    count = lambda m, o: budget.source_params(source, built_by(m), o, "text")  # noqa: E731
     return budget.match_to(reference, methods, options, count, built_by)
 
 
@@ -130,14 +131,18 @@ def plan(args: argparse.Namespace, source: ModelSource, world: int = 1) -> list[
                                             args.match_params))
 
 
+def adapter_params_text(source: ModelSource, job: Job) -> str:
+    """A dry run's adapter parameters of `job` on `source`'s classifier (its config only; "—" without one)."""
+    try:
+        return f"{budget.source_params(source, job.method, job.options, 'text'):,}"
+    except ModelUnavailableError:
+        return "— (no config: --model-path)"
+
+
 def dry_run(args: argparse.Namespace, jobs: list[Job], source: ModelSource, world: int) -> str:
     """The plan as Markdown: per (method, task) its lr grid, batch, micro x accumulation x processes, epochs, how
     the lr and epoch are selected, and exact adapter parameters (counted on the model's config; "—" without one)."""
-    def count(job: Job) -> str:
-        try:
-            return f"{budget.method_params(lambda: text_architecture(source, 2), job.method, job.options, 'text'):,}"
-        except ModelUnavailableError:
-            return "— (no config: --model-path)"
+    count = functools.partial(adapter_params_text, source)
 
     lines = [f"Plan: {len(jobs)} runs ({len(args.seeds)} seed(s)), model {source.name}"
              + (f" from {source.path}" if source.path else "") + ".", "",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import time
 from collections.abc import Callable
@@ -90,26 +89,14 @@ def design(args: argparse.Namespace) -> ModelSource:
 def counts(source: ModelSource, method: str, options: MethodOptions, num_classes: int) -> dict[str, int]:
     """Trainable parameters (all, head, method's own) of `method` on `source`'s architecture with a `num_classes`
     head, counted on the meta device (cached: the method's count does not depend on the head)."""
-    key = json.dumps(source.describe(), sort_keys=True)
-    own, head = _method_params(key, method, options), _head_params(key, num_classes)
+    own, head = budget.source_params(source, method, options), _head_params(source, num_classes)
     return {"trainable_params": own + head, "head_params": head, "method_params": own}
 
 
-def _source(source_json: str) -> ModelSource:
-    described = json.loads(source_json)
-    return ModelSource(described["model"], described["model_path"], described["model_args"])
-
-
 @functools.lru_cache(maxsize=None)
-def _method_params(source_json: str, method: str, options: MethodOptions) -> int:
-    source = _source(source_json)
-    return budget.method_params(lambda: architecture(source, 2), method, options)
-
-
-@functools.lru_cache(maxsize=None)
-def _head_params(source_json: str, num_classes: int) -> int:
+def _head_params(source: ModelSource, num_classes: int) -> int:
     with torch.device("meta"):
-        model = architecture(_source(source_json), num_classes)
+        model = architecture(source, num_classes)
     return sum(p.numel() for name in neat_vision.head_names(model) for p in model.get_submodule(name).parameters())
 
 

@@ -79,8 +79,12 @@ def test_neat_depth_and_targets_pass_through():
 def test_peanut_depth_counts_pairs_and_rejects_unknown_activation():
     built = M.build("peanut", tiny(), MethodOptions(rank=RANK, depth=4))  # our depth 4 = PEFT depth 1
     assert M.parameter_counts(built, ["head"])["method_params"] == EXPECTED["peanut"] + DEPTH * 2 * 2 * RANK * RANK
-    with pytest.raises(ValueError, match="PEFT's peanut has no activation 'sin'"):
+    with pytest.raises(ValueError) as err:
         M.build("peanut", tiny(), MethodOptions(activation="sin"))
+    assert str(err.value) == ("PEFT's peanut has no activation 'sin'; choose one of relu, gelu, silu, tanh, "
+                              "identity.")
+    linear = M.build("peanut", tiny(), MethodOptions(rank=RANK, activation="identity"))   # PEFT's "linear"
+    assert {c.act_fn for c in linear.peft_config.values()} == {"linear"}
 
 
 def test_unknown_method_lists_the_valid_ones():
