@@ -27,12 +27,12 @@ def write_report(out: str) -> tuple[Path, Path, str]:
                                 f".llm or .ablate) with --out {out} first.")
     studies = {(r.get("config") or {}).get("study") for r in results} - {None}
     if len(studies) == 1:
-        return ablate_report.write_report(out, studies.pop())
+        return ablate_report.write_report(out, studies.pop(), results)
     suites = {r["suite"] for r in results}
     if len(suites) > 1:
         raise FileNotFoundError(f"{out} holds results of several suites ({', '.join(sorted(suites))}); give each "
                                 "suite its own --out folder.")
-    return write(out, {"vtab": VTAB, "glue": GLUE, "llm": LLM}[suites.pop()])
+    return write(out, {"vtab": VTAB, "glue": GLUE, "llm": LLM}[suites.pop()], results)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,8 +43,8 @@ from .inject import active_adapter, adapter_configs, neat_layers
 from .io import CONFIG_NAME, WEIGHTS_NAME, atomic_write, base_model_name, library_version, with_trained_modules
 from .layer import NeatLinear
 from .per_sample import NO_ADAPTER
-from .peft_view import (PEFT_PREFIX, inside_saved, parameter_entries, peft_header, peft_module_names, peft_modules_to_save,
-                        peft_targets, saved_tensors)
+from .peft_view import (PEFT_PREFIX, inside_saved, parameter_entries, peft_header, peft_module_names,
+                        peft_modules_to_save, peft_targets, saved_tensors)
 
 EXPORT_INFO_NAME = "neat_export.json"
 EXPORTED_FROM = "neat-peft"

@@ -41,9 +41,11 @@ def shape_of(results: list[dict[str, Any]]) -> Shape:
     return GLUE if results and all(r["suite"] == "glue" for r in results) else VTAB
 
 
-def study_results(out: str | os.PathLike, study: str) -> list[dict[str, Any]]:
-    """The finished results under `out` that belong to `study`."""
-    return [r for r in load_results(out) if (r.get("config") or {}).get("study") == study]
+def study_results(out: str | os.PathLike, study: str,
+                  results: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The finished results under `out` (`results`: those already read from it) that belong to `study`."""
+    return [r for r in (load_results(out) if results is None else results)
+            if (r.get("config") or {}).get("study") == study]
 
 
 def order(study: str) -> tuple[str, ...]:
@@ -243,10 +245,11 @@ def paper_points(results: list[dict[str, Any]]) -> list[tuple[int, float, str]]:
 
 
 # --- writing ----------------------------------------------------------------------------------------------
-def write_report(out: str | os.PathLike, study: str) -> tuple[Path, Path, str]:
-    """OUT/report.md, OUT/summary.json and OUT/<study>.png for the study's results under `out`; returns their
-    paths and the report's text."""
-    results = study_results(out, study)
+def write_report(out: str | os.PathLike, study: str,
+                 results: list[dict[str, Any]] | None = None) -> tuple[Path, Path, str]:
+    """OUT/report.md, OUT/summary.json and OUT/<study>.png for the study's results under `out` (`results`: those
+    already read from it); returns their paths and the report's text."""
+    results = study_results(out, study, results)
     if not results:
         raise FileNotFoundError(f"No {study} study results in {Path(out) / 'runs'}; run python -m benchmarks.ablate "
                                 f"--study {study} --out {out} first.")

@@ -42,17 +42,16 @@ def uses_cuda(device: str | None) -> bool:
     return torch.cuda.is_available() and (device is None or device.startswith("cuda"))
 
 
-def accelerator_for(device: str | None = None, bf16: bool = True, mixed: str | None = None):
-    """The run's Accelerator: the GPU when there is one (unless --device cpu; `cuda:N` picks one), bf16 autocast
-    there when `bf16` (or the autocast `mixed` names: "fp16", "bf16", "no"), plain fp32 on a CPU. A launcher's
-    ACCELERATE_MIXED_PRECISION wins."""
+def accelerator_for(device: str | None = None, mixed: str = "bf16"):
+    """The run's Accelerator: the GPU when there is one (unless --device cpu; `cuda:N` picks one), with the autocast
+    `mixed` names there ("bf16", "fp16", "no"), plain fp32 on a CPU. A launcher's ACCELERATE_MIXED_PRECISION
+    wins."""
     from accelerate import Accelerator
 
     cuda = uses_cuda(device)
     if cuda and device and ":" in device and "LOCAL_RANK" not in os.environ:
         torch.cuda.set_device(int(device.partition(":")[2]))
-    chosen = mixed if mixed is not None else ("bf16" if bf16 else "no")
-    mixed = os.environ.get("ACCELERATE_MIXED_PRECISION") or (chosen if cuda else "no")
+    mixed = os.environ.get("ACCELERATE_MIXED_PRECISION") or (mixed if cuda else "no")
     return Accelerator(cpu=not cuda, mixed_precision=mixed)
 
 
@@ -75,7 +74,7 @@ def accumulation(batch_size: int, micro_batch: int, world: int = 1) -> tuple[int
 
 def make_loader(dataset: Dataset, batch_size: int, train: bool, workers: int, seed: int, accelerator,
                 collate_fn: Callable | None = None, lengths: list[int] | None = None,
-                drop_last: bool | None = None, shuffle: bool = True) -> DataLoader:
+                drop_last: bool = True, shuffle: bool = True) -> DataLoader:
     """A data loader prepared by Accelerate (each process its shard). Training: shuffled from `seed` (unless
     `shuffle` is False: the dataset's own order), the last partial batch dropped (unless `drop_last` is False) when
     a full one exists for every process; with `lengths`, batches of similar lengths (transformers'
@@ -90,7 +89,7 @@ def make_loader(dataset: Dataset, batch_size: int, train: bool, workers: int, se
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=train and shuffle and sampler is None, sampler=sampler,
                         num_workers=workers, pin_memory=accelerator.device.type == "cuda",
                         persistent_workers=workers > 0,
-                        drop_last=train and drop_last is not False and len(dataset) >= batch_size * world,
+                        drop_last=train and drop_last and len(dataset) >= batch_size * world,
                         generator=generator, collate_fn=collate_fn)
     return accelerator.prepare_data_loader(loader)
 
@@ -235,7 +234,8 @@ def train(model: nn.Module, loader: DataLoader, recipe: Recipe, accelerator, los
                 running, done = torch.zeros((), device=device), done + 1
                 if keep_best is not None:
                     start += keep_best.step(model, done, trainable)   # evaluation is not training time
-            if count % PROGRESS_EVERY == 0 or i + 1 == len(loader):  # .item() waits for the device: not every step
+            # .item() waits for the device: only for a bar that shows, every PROGRESS_EVERY steps
+            if not bar.disable and (count % PROGRESS_EVERY == 0 or i + 1 == len(loader)):
                 rate = units.item() * accelerator.num_processes / (seconds + time.perf_counter() - start)
                 bar.set_postfix({"loss": f"{total.item() / count:.3f}", f"{unit}/s": f"{rate:.0f}"})
             if done >= steps:

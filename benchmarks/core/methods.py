@@ -106,8 +106,8 @@ def peft_config(name: str, opts: MethodOptions, targets: list[str], heads: list[
         if opts.activation not in TO_PEFT_ACTIVATION:
             raise ValueError(f"PEFT's peanut has no activation {opts.activation!r}; choose one of "
                              f"{', '.join(TO_PEFT_ACTIVATION)}.")
-        return peft.PeanutConfig(r=opts.rank, depth=peft_depth(opts.depth), act_fn=TO_PEFT_ACTIVATION[opts.activation],
-                                 scaling=opts.scale, **common)
+        return peft.PeanutConfig(r=opts.rank, depth=peft_depth(opts.depth),
+                                 act_fn=TO_PEFT_ACTIVATION[opts.activation], scaling=opts.scale, **common)
     raise ValueError(f"{name!r} is not a PEFT baseline.")
 
 

@@ -350,10 +350,10 @@ def plot(results: list[dict[str, Any]], shape: Shape, path: str | os.PathLike) -
 
 
 def write_report(out: str | os.PathLike, shape: Shape,
-                 keep: Callable[[dict[str, Any]], bool] = lambda r: True) -> tuple[Path, Path, str]:
-    """Write report.md, summary.json and the plot for the results under `out` (those `keep` keeps); returns their
-    paths and the report's text."""
-    results = [r for r in load_results(out) if keep(r)]
+                 results: list[dict[str, Any]] | None = None) -> tuple[Path, Path, str]:
+    """Write report.md, summary.json and the plot for the results under `out` (`results`: those already read from
+    it); returns their paths and the report's text."""
+    results = load_results(out) if results is None else results
     if not results:
         raise FileNotFoundError(f"No results in {Path(out) / 'runs'}; run python -m benchmarks.{shape.suite} --out "
                                 f"{out} first.")
