@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import re
 from collections.abc import Callable
 from dataclasses import fields
@@ -96,7 +95,7 @@ def scale_value(text: str) -> float | str:
 
 
 # --- the device -------------------------------------------------------------------------------------------
-DEVICE = re.compile(r"^(cpu|mps|(cuda|xpu)(:\d+)?)$")
+DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")   # what core.loop.accelerator_for and benchmarks.speed run on
 
 
 def visible_cuda_devices() -> int:
@@ -112,18 +111,15 @@ def visible_cuda_devices() -> int:
 
 def available_devices() -> list[str]:
     count = visible_cuda_devices()
-    return ["cpu"] + (["cuda"] + [f"cuda:{i}" for i in range(count)] if count else []) + (
-        ["mps"] if platform.system() == "Darwin" else [])
+    return ["cpu"] + (["cuda"] + [f"cuda:{i}" for i in range(count)] if count else [])
 
 
 def device_value(text: str) -> str:
-    """--device: a torch device this machine has (argparse type): cpu, cuda, cuda:N, mps, xpu[:N]."""
+    """--device: a torch device this machine has (argparse type): cpu, cuda, cuda:N."""
     if not DEVICE.match(text):
         raise argparse.ArgumentTypeError(f"expected a torch device such as cpu, cuda or cuda:1, got {text!r}")
-    kind, _, index = text.partition(":")
     available = available_devices()
-    missing = (kind == "cuda" and not visible_cuda_devices()) or (kind == "mps" and "mps" not in available) or (
-        kind == "cuda" and index and text not in available)
+    missing = text != "cpu" and text not in available
     if missing:
         raise argparse.ArgumentTypeError(f"{text} is not available on this machine; available: "
                                          f"{', '.join(available)}")

@@ -135,6 +135,7 @@ def test_ddp_on_two_cpu_processes_matches_one_process(cache, tmp_path, capfd):
                                "winogrande, ARC-Easy, ARC-Challenge, openbookqa."),
     ("--rank", "0", "argument --rank: expected a positive integer, got '0'"),
     ("--device", "cuda:7", "argument --device: cuda:7 is not available on this machine; available: cpu"),
+    ("--device", "mps", "argument --device: expected a torch device such as cpu, cuda or cuda:1, got 'mps'"),
     ("--model-path", "/nowhere/model", "--model-path /nowhere/model does not exist."),
     ("--lrs", "1e-4,3e-4", "--lrs: the reasoning suite trains one lr per run (each source publishes one, and its "
                            "hold-out only picks the checkpoint, so no validation score chooses between lrs); pass "
