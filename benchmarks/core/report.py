@@ -71,6 +71,11 @@ def titles(results: list[dict[str, Any]]) -> dict[str, str]:
     return {r["dataset"]: ((r.get("config") or {}).get("data") or {}).get("title") or r["dataset"] for r in results}
 
 
+def shown_titles(results: list[dict[str, Any]], shape: Shape) -> dict[str, str]:
+    """{dataset: the title tables show}: the shape's own titles over the ones the results recorded."""
+    return {**titles(results), **shape.titles}
+
+
 def _ordered(keys: set[str], order: tuple[str, ...]) -> list[str]:
     return [k for k in order if k in keys] + sorted(keys - set(order))
 
@@ -156,7 +161,7 @@ def _notes(results: list[dict[str, Any]], shape: Shape) -> list[str]:
 
 def markdown_table(results: list[dict[str, Any]], shape: Shape) -> str:
     """The paper-shaped table (score %, mean ± std over seeds when several) with its notes."""
-    s, named = summarise(results, shape), {**titles(results), **shape.titles}
+    s, named = summarise(results, shape), shown_titles(results, shape)
     heads = [named.get(d, d) for d in s["datasets"]]
     lines = ["| Method | Params | " + " | ".join(heads) + " | Avg. |", "|---|---:|" + "---:|" * len(heads) + "---:|"]
     for m in s["methods"]:
@@ -175,7 +180,7 @@ def markdown_table(results: list[dict[str, Any]], shape: Shape) -> str:
 
 def selection_table(results: list[dict[str, Any]], shape: Shape, order: tuple[str, ...] = ()) -> str:
     """Per method and dataset: params, lr grid, chosen lr, its validation (selection) score and reported score."""
-    s, named = summarise(results, shape, order), titles(results)
+    s, named = summarise(results, shape, order), shown_titles(results, shape)
     head = shape.selection or "validation score"
     lines = [f"| Method | Dataset | Params | lr grid | Chosen lr | {head[0].upper()}{head[1:]} "
              f"| {shape.score_short[0].upper()}{shape.score_short[1:]} |", "|---|---|---:|---|---:|---:|---:|"]
@@ -192,7 +197,7 @@ def selection_table(results: list[dict[str, Any]], shape: Shape, order: tuple[st
 def published_table(results: list[dict[str, Any]], shape: Shape) -> str:
     """Our rows beside the published ones for the same method and model, with Δ = ours − published (points);
     empty when no published row applies. Published averages are the sources' own."""
-    s, named = summarise(results, shape), {**titles(results), **shape.titles}
+    s, named = summarise(results, shape), shown_titles(results, shape)
     lines, sources, notes = [], set(), []
     for m in s["methods"]:
         row = s["rows"][m]
@@ -266,7 +271,7 @@ def lenient_table(results: list[dict[str, Any]], shape: Shape) -> str:
             for test in [r["dataset"]] if "accuracy_lenient" in (r.get("tests") or {}).get(test, {})]
     if not rows:
         return ""
-    s, named = summarise(rows, shape), {**titles(rows), **shape.titles}
+    s, named = summarise(rows, shape), shown_titles(rows, shape)
     lines = ["| Method | " + " | ".join(named.get(d, d) for d in s["datasets"]) + " | Avg. |",
              "|---|" + "---:|" * (len(s["datasets"]) + 1)]
     for m in s["methods"]:
