@@ -718,8 +718,11 @@ def extract_lenient(kind: str, text: str) -> str:
 def is_correct_lenient(kind: str, generation: str, label: object) -> bool:
     """LENIENT: the lineage's verdict, or else the fallback reading agrees with the label (number: within 1e-3,
     boxed: lenient_math_equal; commonsense: no fallback). Never below is_correct."""
-    if is_correct(kind, generation, label):
-        return True
+    return is_correct(kind, generation, label) or fallback_correct(kind, generation, label)
+
+
+def fallback_correct(kind: str, generation: str, label: object) -> bool:
+    """Whether the lenient fallback reading alone agrees with the label (is_correct_lenient's second half)."""
     if kind in CHOICES:
         return False
     if kind in ("number", "peft_number"):

@@ -26,7 +26,7 @@ from pathlib import Path
 from ..core.flags import (DEFAULT_CACHE, add_option_flags, add_pin_flags, add_process_flags, add_run_flags,
                           add_save_flag, add_source_flags, add_sweep_flags, check_options, check_paths, check_pins,
                           chosen, names, nonnegative_int, positive_int, seed_list, suite_parser)
-from .recipes import METHODS, PRECISIONS, RECIPES, SMOKE_PRETRAIN_EPOCHS, SUITES, TASK_TESTS
+from .recipes import METHODS, PRECISIONS, RECIPES, SMOKE_PRETRAIN_EPOCHS, SUITES, TASK_TESTS, check_recipes
 
 ONE_LR = ("--lrs: the reasoning suite trains one lr per run (each source publishes one, and its hold-out only picks "
           "the checkpoint, so no validation score chooses between lrs); pass --lr, or one value to --lrs.")
@@ -41,15 +41,6 @@ def _check(chosen_: list[str], known: tuple[str, ...] | list[str], what: str) ->
     if not chosen_:
         raise ValueError(f"Name at least one {what.rstrip('(s)')}.")
     return chosen_
-
-
-def _check_recipes(tasks: list[str], methods: list[str]) -> None:
-    for task in tasks:
-        missing = [m for m in methods if (task, m) not in RECIPES]
-        if missing:
-            have = sorted(m for t, m in RECIPES if t == task)
-            raise ValueError(f"No recipe for {', '.join(missing)} on task {task}: its source publishes none; methods "
-                             f"with one: {', '.join(have)}.")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -101,7 +92,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.tasks = _check(names(args.tasks) if args.tasks else list(suite.tasks), tuple(TASK_TESTS), "task(s)")
         if args.methods:   # named methods must have a recipe on every named task
             args.methods = _check(names(args.methods), METHODS, "method(s)")
-            _check_recipes(args.tasks, args.methods)
+            for task in args.tasks:
+                check_recipes(task, args.methods)
         else:   # the suite's: each on the tasks whose sources publish its recipe
             args.methods = [m for m in suite.methods if any((t, m) in RECIPES for t in args.tasks)]
         every_test = [t for task in args.tasks for t in TASK_TESTS[task]]
@@ -117,7 +109,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     except ValueError as err:
         p.error(str(err))
     args.out = args.out or str(Path("results") / "llm" / args.suite)
-    args.match_params = None
     return args
 
 

@@ -17,7 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..core.loop import is_fsdp
-IGNORE = -100
+from .prompts import IGNORE_INDEX
 
 
 def lm_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,7 +37,7 @@ def collator(tokenizer: Any):
     """Pads input_ids / attention_mask / labels of a batch (labels with -100), to a multiple of 8."""
     from transformers import DataCollatorForSeq2Seq
 
-    return DataCollatorForSeq2Seq(tokenizer, padding=True, pad_to_multiple_of=8, label_pad_token_id=IGNORE,
+    return DataCollatorForSeq2Seq(tokenizer, padding=True, pad_to_multiple_of=8, label_pad_token_id=IGNORE_INDEX,
                                   return_tensors="pt")
 
 
@@ -48,7 +48,7 @@ def peft_collator(tokenizer: Any):
         width = max(len(r["input_ids"]) for r in rows)
         ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
-        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
         for i, row in enumerate(rows):
             n = len(row["input_ids"])
             ids[i, :n], mask[i, :n], labels[i, :n] = torch.tensor(row["input_ids"]), 1, torch.tensor(row["labels"])

@@ -34,7 +34,7 @@ from .data import ReasoningDataError, load_task, unavailable_without_network
 from .generate import checkpoint_activations, collator, generate, lm_loss, peft_collator, peft_lm_loss
 from .prompts import eval_prompt
 from .recipes import ORIENTATIONS, PRECISIONS, RECIPES, SUITES, recipe_for, smoke_recipe
-from .rescore import KINDS, LENIENT_KINDS, scored
+from .rescore import KINDS, LENIENT_KINDS, accuracy, scored
 from .shape import SHAPE
 from .smoke import assets
 from .tasks import Task, get_task
@@ -248,8 +248,8 @@ def check_model(source: ModelSource, wanted: list[tuple[str, ...] | None]) -> di
     return {targets: resolve_targets(skeleton, targets) for targets in dict.fromkeys(wanted)}
 
 
-def setup(args: argparse.Namespace, todo: list[Job], accelerator) -> Setup:
-    """Model and data sources, the raw data of every task with unfinished jobs (checked against its rows), the
+def setup(args: argparse.Namespace, todo: list[Job], accelerator, precision: str) -> Setup:
+    """Model and data sources (for a run in `precision`, the run's), the raw data of every task with unfinished jobs (checked against its rows), the
     model's commit, the tokenizer and the targets; fails early (no network, a data set that is not what its source
     says, a gated model, a model type without a preset, targets the model lacks) with one message."""
     with accelerator.main_process_first():  # the smoke assets are made once
@@ -273,7 +273,7 @@ def setup(args: argparse.Namespace, todo: list[Job], accelerator) -> Setup:
     if accelerator.is_main_process:
         found.write_lock()
     cuda = accelerator.device.type == "cuda"
-    return Setup(source, data_dir, run_precision(args, todo, cuda),
+    return Setup(source, data_dir, precision,
                  cuda if args.gradient_checkpointing is None else args.gradient_checkpointing, targets, tokenizer, data,
                  args.eval_batch_size, found)
 
@@ -293,11 +293,8 @@ def score(test: str, rows: Any, generations: list[str]) -> tuple[dict[str, Any],
     one prediction record per example."""
     records = [{"instruction": row["instruction"], "answer": row["answer"], "generation": text,
                 **scored(test, text, row["answer"])} for row, text in zip(rows, generations)]
-    correct = sum(r["correct"] for r in records)
-    found = {"accuracy": correct / len(records), "correct": correct, "total": len(records)}
-    if KINDS[test] in LENIENT_KINDS:   # commonsense has no lenient fallback: the same number twice says nothing
-        found["accuracy_lenient"] = sum(r["correct_lenient"] for r in records) / len(records)
-    return found, records
+    # commonsense has no lenient fallback: the same number twice says nothing
+    return accuracy(records, lenient=KINDS[test] in LENIENT_KINDS), records
 
 
 def evaluate(model: nn.Module, task: Task, table: Recipe, setup_: Setup, accelerator, progress: bool
@@ -435,6 +432,6 @@ def run(args: argparse.Namespace) -> int:
     precision = run_precision(args, jobs, cuda)
     check_launcher(precision, cuda)
     accelerator = accelerator_for(args.device, mixed=PRECISIONS[precision][1])
-    return run_suite(args, jobs, accelerator, prepare=lambda todo: setup(args, todo, accelerator),
+    return run_suite(args, jobs, accelerator, prepare=lambda todo: setup(args, todo, accelerator, precision),
                      run_job=lambda job, shared: run_job(args, job, shared, accelerator), summary=summary,
                      report=report)

@@ -57,19 +57,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..core.catalog import methods_for
-from ..core.errors import SetupError
 from ..core.recipe import Recipe
+from .tasks import TASKS
 
-__all__ = ["METHODS", "RECIPES", "SUITES", "SetupError", "TASK_TESTS", "recipe_for", "smoke_recipe"]
+__all__ = ["METHODS", "RECIPES", "SUITES", "TASK_TESTS", "check_recipes", "recipe_for", "smoke_recipe"]
 
 METHODS = methods_for("causal")
-# The paper's table columns, in its order (benchmarks/llm/tasks.py holds the same names; a test checks it).
-TASK_TESTS: dict[str, tuple[str, ...]] = {
-    "commonsense": ("boolq", "piqa", "social_i_qa", "hellaswag", "winogrande", "ARC-Easy", "ARC-Challenge",
-                    "openbookqa"),
-    "math": ("gsm8k", "MATH"),
-    "metamathqa": ("gsm8k_peft",),
-}
+# Each task's test sets, in the paper's column order (tasks.py, plain data like this module).
+TASK_TESTS: dict[str, tuple[str, ...]] = {name: tuple(t.name for t in task.tests) for name, task in TASKS.items()}
 NO_HEAD = "not used: a causal LM has no classifier head"
 STEPS_WARMUP = "not used: the warm-up is a number of steps (warmup_steps)"
 SHARE_WARMUP = "not used: the warm-up is a share of the steps (warmup)"
@@ -230,12 +225,18 @@ MODEL_OVERRIDES: dict[tuple[str, str, str], tuple[dict, str]] = {
 }
 
 
+def check_recipes(task: str, methods: list[str]) -> None:
+    """A ValueError naming the methods without a recipe on `task` and those with one."""
+    missing = [m for m in methods if (task, m) not in RECIPES]
+    if missing:
+        have = sorted(m for t, m in RECIPES if t == task)
+        raise ValueError(f"No recipe for {', '.join(missing)} on task {task}: its source publishes none; methods "
+                         f"with one: {', '.join(have)}.")
+
+
 def recipe_for(task: str, method: str, model: str = "") -> Recipe:
     """The recipe of `method` on `task` (with the base model's own values where a paper published them)."""
-    if (task, method) not in RECIPES:
-        have = sorted(m for t, m in RECIPES if t == task)
-        raise ValueError(f"No recipe for method {method!r} on task {task!r}: its source publishes none; methods "
-                         f"with one: {', '.join(have)}.")
+    check_recipes(task, [method])
     values, source = MODEL_OVERRIDES.get((task, method, model), ({}, ""))
     return RECIPES[task, method].with_values(source, **values) if values else RECIPES[task, method]
 

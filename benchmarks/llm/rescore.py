@@ -34,9 +34,19 @@ def scored(test: str, generation: str, answer: Any) -> dict[str, Any]:
     if test not in KINDS:
         raise RescoreError(f"Unknown test set {test!r}; the suite's test sets are {', '.join(KINDS)}.")
     kind = KINDS[test]
-    return {"prediction": answers.extract(kind, generation), "correct": answers.is_correct(kind, generation, answer),
+    correct = answers.is_correct(kind, generation, answer)
+    return {"prediction": answers.extract(kind, generation), "correct": correct,
             "prediction_lenient": answers.extract_lenient(kind, generation),
-            "correct_lenient": answers.is_correct_lenient(kind, generation, answer)}
+            "correct_lenient": correct or answers.fallback_correct(kind, generation, answer)}
+
+
+def accuracy(records: list[dict[str, Any]], lenient: bool = True) -> dict[str, float]:
+    """{accuracy, correct, total} of scored records, and accuracy_lenient when `lenient`."""
+    correct = sum(r["correct"] for r in records)
+    found = {"accuracy": correct / len(records), "correct": correct, "total": len(records)}
+    if lenient:
+        found["accuracy_lenient"] = sum(r["correct_lenient"] for r in records) / len(records)
+    return found
 
 
 def rows_of(path: Path) -> list[dict[str, Any]]:
@@ -76,9 +86,7 @@ def rescore(path: Path, out: TextIO | None = None, err: TextIO | None = None) ->
     for row in rows:
         out.write(json.dumps(row, ensure_ascii=False) + "\n")
         totals[row["test"]].append(row)
-    summary = {test: {"accuracy": sum(r["correct"] for r in rs) / len(rs), "correct": sum(r["correct"] for r in rs),
-                      "total": len(rs), "accuracy_lenient": sum(r["correct_lenient"] for r in rs) / len(rs)}
-               for test, rs in totals.items()}
+    summary = {test: accuracy(rs) for test, rs in totals.items()}
     for test, s in summary.items():
         err.write(f"{test}: accuracy {s['accuracy']:.4f} ({s['correct']}/{s['total']}; lenient reading, not the "
                   f"headline: {s['accuracy_lenient']:.4f})\n")

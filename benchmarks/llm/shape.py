@@ -5,12 +5,10 @@ from ..core.report import Shape
 from .peft_board import board
 from .published import ROWS
 from .recipes import TASK_TESTS
+from .tasks import TASKS
 
-TASK_TITLES = {"commonsense": "Commonsense reasoning", "math": "Arithmetic reasoning",
-               "metamathqa": "PEFT's MetaMathQA benchmark"}
-TEST_TITLES = {"boolq": "BoolQ", "piqa": "PIQA", "social_i_qa": "SIQA", "hellaswag": "HellaSwag",
-               "winogrande": "WinoGrande", "ARC-Easy": "ARC-e", "ARC-Challenge": "ARC-c", "openbookqa": "OBQA",
-               "gsm8k": "GSM8K", "MATH": "MATH", "gsm8k_peft": "GSM8K (PEFT's reading)"}
+TASK_TITLES = {name: task.title for name, task in TASKS.items()}
+TEST_TITLES = {test.name: test.title for task in TASKS.values() for test in task.tests}
 
 SHAPE = Shape("llm", "Reasoning results", tuple(t for tests in TASK_TESTS.values() for t in tests),
               "Test accuracy (%) of the generated answers", "accuracy", None, descriptions("causal"),

@@ -148,7 +148,7 @@ def pretrain(model, tokenizer, data_dir: Path, seed: int = 0, epochs: int = PRET
     import torch
     from transformers import DataCollatorForSeq2Seq
 
-    from .prompts import eval_prompt, train_prompt
+    from .prompts import IGNORE_INDEX, eval_prompt, train_prompt
 
     examples = []
     for row in _random_answers(data_dir, seed):
@@ -156,7 +156,7 @@ def pretrain(model, tokenizer, data_dir: Path, seed: int = 0, epochs: int = PRET
         for prompt in (train_prompt(template, row), eval_prompt(template, row)):
             ids = tokenizer(prompt + row["output"])["input_ids"] + [tokenizer.eos_token_id]
             examples.append({"input_ids": ids, "labels": ids})
-    collate = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, return_tensors="pt")
+    collate = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX, return_tensors="pt")
     loader = torch.utils.data.DataLoader(examples, batch_size=16, shuffle=True, collate_fn=collate,
                                          generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)

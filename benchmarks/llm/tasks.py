@@ -168,11 +168,14 @@ COMMONSENSE = Task(
     ),
     template=LLM_ADAPTERS)
 
+# MetaMathQA as both math tasks train on it (MiLoRA's recipe and PEFT's benchmark read the same file)
+METAMATHQA_TRAIN = Source(METAMATHQA_PIN, ("MetaMathQA-395K.json", "MetaMathQA/train.json", "MetaMathQA/train.jsonl"),
+                          rename={"query": "instruction", "response": "output"}, derive_answer="metamath",
+                          rows_cite="not checked: an exact count was not found (395K by its file name)")
+
 MATH = Task(
     "math", "Arithmetic reasoning",
-    train=Source(METAMATHQA_PIN, ("MetaMathQA-395K.json", "MetaMathQA/train.json", "MetaMathQA/train.jsonl"),
-                 rename={"query": "instruction", "response": "output"}, derive_answer="metamath",
-                 rows_cite="not checked: an exact count was not found (395K by its file name)"),
+    train=METAMATHQA_TRAIN,
     tests=(
         TestSet("gsm8k", "GSM8K", "number",
                 Source(Pin("openai/gsm8k", "e53f048856ff4f594e959d75785d2c2d37b678ee",
@@ -199,11 +202,9 @@ PEFT_METAMATHQA = Template(
            "@cc8973120a49336993723084f5b918c5baafd512, data.py tokenize_with_answer@1b3c01ebeb6b811b45122c4a48350bf1fdbc16df")
 
 METAMATHQA = Task(
-    "metamathqa", "MetaMathQA → GSM8K (PEFT's method comparison)",
-    train=Source(METAMATHQA_PIN, ("MetaMathQA-395K.json", "MetaMathQA/train.json", "MetaMathQA/train.jsonl"),
-                 rename={"query": "instruction", "response": "output"}, derive_answer="metamath",
-                 rows_cite="not checked: an exact count was not found (395K by its file name)"),
-    tests=(TestSet("gsm8k_peft", "GSM8K (PEFT)", "peft_number",
+    "metamathqa", "PEFT's MetaMathQA benchmark",
+    train=METAMATHQA_TRAIN,
+    tests=(TestSet("gsm8k_peft", "GSM8K (PEFT's reading)", "peft_number",
                    Source(Pin("openai/gsm8k", "740312add88f781978c0658806c59bc2815b9866", PEFT_META_2026),
                           ("gsm8k_test.jsonl", "gsm8k/test.json", "gsm8k/test.jsonl"), config="main", split="test",
                           rename={"question": "instruction", "answer": "output"}, derive_answer="whole", rows=1319,
