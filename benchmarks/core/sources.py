@@ -394,3 +394,15 @@ def hub_call(load: Callable[[], T], pin: Pin, revision: str | None, instead: str
         if message is None:
             raise
         raise HubError(f"{what}: {message}" if what else message) from None
+
+
+def load_hub_dataset(pin: Pin, sources: Sources, instead: str, what: str, config: str | None = None,
+                     split: Any = None) -> tuple[Any, str]:
+    """`datasets.load_dataset` of `pin` (its `config`, `split`: a name or a list) at the commit `sources` resolves,
+    through `hub_call`; and where it came from ("repo @ commit")."""
+    import datasets
+
+    revision = sources.revision(pin, instead)
+    data = hub_call(lambda: datasets.load_dataset(pin.repo, config, revision=revision, split=split), pin, revision,
+                    instead, what)
+    return data, f"{pin.repo} @ {revision or 'the cached copy'}"

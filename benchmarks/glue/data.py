@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.sources import Expected, Pin, Sources, hub_call, shown_revision, verify
+from ..core.sources import Expected, Pin, Sources, load_hub_dataset, shown_revision, verify
 
 PIN = Pin("nyu-mll/glue", "bcdcba79d07bc864c1c254ccfcedcce55bcc9a8c",
           "the revision public code pins for nyu-mll/glue (e.g. hf://datasets/nyu-mll/glue@bcdcba79.../mrpc/"
@@ -139,19 +139,16 @@ def _load_local(folder: Path, task: GlueTask) -> dict[str, Any]:
             for split, paths in files.items()}
 
 
-def _load_hub(task: GlueTask, sources: Sources) -> dict[str, Any]:
-    """Train and validation of `task` from nyu-mll/glue at the commit `sources` resolves (only those splits)."""
-    import datasets
-
-    revision = sources.revision(PIN, INSTEAD)
+def _load_hub(task: GlueTask, sources: Sources) -> tuple[dict[str, Any], str]:
+    """Train and validation of `task` from nyu-mll/glue at the commit `sources` resolves (only those splits), and
+    where they came from."""
     splits = ["train", task.validation]
     try:
-        parts = hub_call(lambda: datasets.load_dataset(HUB_ID, task.name, revision=revision, split=splits), PIN,
-                         revision, INSTEAD, f"GLUE task {task.name!r}")
+        parts, where = load_hub_dataset(PIN, sources, INSTEAD, f"GLUE task {task.name!r}", task.name, splits)
     except ValueError as err:   # datasets: 'Unknown split "..."' when the copy lacks one
-        raise GlueDataUnavailableError(f"GLUE task {task.name!r} ({HUB_ID} @ {revision or 'main'}): {err} (expected "
-                                       f"splits {', '.join(splits)}).") from None
-    return dict(zip(SPLITS, parts))
+        raise GlueDataUnavailableError(f"GLUE task {task.name!r} ({HUB_ID} @ {sources.found[HUB_ID].revision or 'main'}"
+                                       f"): {err} (expected splits {', '.join(splits)}).") from None
+    return dict(zip(SPLITS, parts)), where
 
 
 def load_task(name: str, data_dir: str | os.PathLike | None = None, accept_subset: bool = False,
@@ -166,8 +163,7 @@ def load_task(name: str, data_dir: str | os.PathLike | None = None, accept_subse
         loaded, where = _load_local(folder, task), f"--data-dir {folder}: a local copy"
         sources.local(PIN, HUB_ID, Path(data_dir), "--data-dir")
     else:
-        loaded = _load_hub(task, sources)
-        where = f"{HUB_ID} @ {sources.found[HUB_ID].revision or 'the cached copy'}"
+        loaded, where = _load_hub(task, sources)
     for split in SPLITS:
         missing = [c for c in (*task.keys, "label") if loaded[split] is None or c not in loaded[split].column_names]
         if missing:

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..core.sources import Sources, hub_call, shown_revision, verify
+from ..core.sources import Sources, hub_call, load_hub_dataset, shown_revision, verify
 from .answers import derive_answer
 from .tasks import REQUIRED, SCHEMA, Source, Task, get_task
 
@@ -60,14 +60,12 @@ def _from_hub(what: str, source: Source, sources: Sources) -> tuple[Any, str]:
     import datasets
 
     instead = f"--data-dir DIR ({DATA_DIR_HELP})"
+    if not source.is_url:
+        return load_hub_dataset(source.pin, sources, instead, what, source.config, source.split)
     revision = sources.revision(source.pin, instead)
-    if source.is_url:
-        url = source.pin.url(source.path, revision)
-        return hub_call(lambda: datasets.load_dataset("json", data_files=url, split="train"), source.pin, revision,
-                        instead, what), url
-    data = hub_call(lambda: datasets.load_dataset(source.pin.repo, source.config, revision=revision,
-                                                  split=source.split), source.pin, revision, instead, what)
-    return data, f"{source.pin.repo} @ {revision or 'the cached copy'}"
+    url = source.pin.url(source.path, revision)
+    return hub_call(lambda: datasets.load_dataset("json", data_files=url, split="train"), source.pin, revision,
+                    instead, what), url
 
 
 def local_file(data_dir: str | os.PathLike, source: Source) -> Path | None:

@@ -25,7 +25,7 @@ import numpy as np
 from neat_core.remote import hub_reachable, offline_mode  # the one Hub probe (benchmarks import it from here too)
 from torch.utils.data import Dataset, get_worker_info
 
-from ..core.sources import Expected, Pin, Sources, hub_call, shown_revision, verify
+from ..core.sources import Expected, Pin, Sources, load_hub_dataset, shown_revision, verify
 
 VAL_FRACTION = 0.1   # held out of train when a dataset has no validation split (the paper's setup)
 SPLIT_SEED = 42      # fixed seed of every generated split
@@ -223,19 +223,15 @@ def _load_local(folder: Path) -> dict[str, Any]:
 
 def _load_hub(spec: DatasetSpec, sources: Sources) -> tuple[dict[str, Any], str]:
     """The splits used, from the Hub at the commits this run resolves (recorded in `sources`); and where from."""
-    import datasets
-
     if not offline_mode() and not hub_reachable():
         raise unavailable(spec, "the Hugging Face Hub cannot be reached (no network) and no --data-dir was given")
     loaded, where = {}, []
     for pin, splits in ((spec.pin, spec.used), (spec.test_pin, [spec.test] if spec.test_pin else [])):
         if not splits:
             continue
-        revision = sources.revision(pin, _instead(spec))
-        parts = hub_call(lambda: datasets.load_dataset(pin.repo, revision=revision, split=splits), pin, revision,
-                         _instead(spec), f"Dataset {spec.name!r}")
+        parts, at = load_hub_dataset(pin, sources, _instead(spec), f"Dataset {spec.name!r}", split=splits)
         loaded.update(zip(splits, parts))
-        where.append(f"{pin.repo} @ {revision or 'the cached copy'}")
+        where.append(at)
     return loaded, " + ".join(where)
 
 
