@@ -44,7 +44,8 @@ def vision_case(model_name: str, batch: int, model_args: dict[str, Any]) -> Case
     def build() -> nn.Module:
         return timm.create_model(model_name, pretrained=False, **model_args)
 
-    probe = build()
+    with torch.device("meta"):   # only its input size and classes are read: no weights
+        probe = build()
     size = probe.pretrained_cfg.get("input_size", (3, 224, 224))[-1] if "img_size" not in model_args \
         else model_args["img_size"]
     classes = probe.num_classes
