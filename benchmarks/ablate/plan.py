@@ -10,7 +10,6 @@ import argparse
 import functools
 import statistics
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from ..core import budget
@@ -193,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
             print(dry_run(args, world_size(), source))
             return 0
         return glue_plan.execute(args, lambda source_, world: glue_jobs(args, source_, world), report(args))
-    vtab_plan.settle(args, Path("results") / "ablate" / f"{args.suite}-{args.study}")
+    vtab_plan.settle(args)
     if args.dry_run:
         print(dry_run(args, world_size()))
         return 0

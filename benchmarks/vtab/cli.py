@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ..core.catalog import PEFT_TARGETS, methods_for
 from ..core.flags import (DEFAULT_CACHE, add_option_flags, add_process_flags, add_run_flags, add_save_flag,
@@ -67,6 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.save_adapters = chosen(args.save_adapters, suite.save_adapters)
     args.match_params = suite.match_params if args.match_params is None else args.match_params
     args.micro_batch = args.micro_batch or suite.micro_batch
+    args.out = args.out or str(Path("results") / args.suite)
     try:
         check_suite(args, METHODS, args.datasets, recipe_for, "--dataset")
     except ValueError as err:

@@ -13,7 +13,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -206,10 +205,9 @@ def run_job(args: argparse.Namespace, job: Job, splits: Splits, source: ModelSou
                   **saved_adapter(args, job, model, accelerator))
 
 
-def settle(args: argparse.Namespace, out: str | os.PathLike) -> None:
-    """Settle the results folder (--out, else `out`), DataLoader workers and torch threads (the suite's defaults)."""
+def settle(args: argparse.Namespace) -> None:
+    """Settle DataLoader workers and torch threads (the suite's defaults)."""
     suite = SUITES[args.suite]
-    args.out = args.out or str(out)
     args.workers = (suite.workers if suite.workers is not None else min(8, os.cpu_count() or 1)) \
         if args.workers is None else args.workers
     threads = suite.threads if args.threads is None else args.threads
@@ -246,7 +244,7 @@ def report(out: str | os.PathLike):
 
 
 def run(args: argparse.Namespace) -> int:
-    settle(args, Path("results") / args.suite)
+    settle(args)
     if args.dry_run:
         print(dry_run(args, plan(args, world_size()), world_size()))
         return 0
