@@ -19,6 +19,7 @@ from typing import Any
 from .catalog import MethodOptions
 from .recipe import Recipe
 from .results import adapter_dir, read_result, result_path, write_json_atomic
+from .sources import Sources
 from .sweep import Run
 
 
@@ -69,14 +70,20 @@ def summary_line(result: dict[str, Any], detail: str) -> str:
             f"{result['head_params']:,} head, {result['wall_seconds']:.1f} s")
 
 
-def run_suite(args: argparse.Namespace, jobs: list[Job], accelerator, *, prepare: Callable[[list[Job]], Any],
+def run_suite(args: argparse.Namespace, jobs: list[Job], accelerator, *, prepare: Callable[[list[Job], Sources], Any],
               run_job: Callable[[Job, Any], dict[str, Any]], summary: Callable[[dict[str, Any]], str],
               report: Callable[[str | os.PathLike], tuple[Path, Path, str]]) -> int:
-    """Run every unfinished job of `jobs` (`prepare(todo)` makes what they share, once, only when there are any, so a
-    finished sweep needs neither data nor network); the main process writes each result as it finishes and prints
-    its summary line, then writes and prints the report."""
+    """Run every unfinished job of `jobs` (`prepare(todo, sources)` makes what they share, once, only when there are
+    any, so a finished sweep needs neither data nor network, and loads its data and model at the commits `sources`
+    resolves; once it has verified them, the main process records those commits in OUT's lock file); the main
+    process writes each result as it finishes and prints its summary line, then writes and prints the report."""
     todo = unfinished(args.out, jobs, accelerator)
-    shared = prepare(todo) if todo else None
+    shared = None
+    if todo:
+        sources = Sources.of_run(args)
+        shared = prepare(todo, sources)
+        if accelerator.is_main_process:
+            sources.write_lock()   # the data passed verification
     for job in todo:
         result = run_job(job, shared)
         if accelerator.is_main_process:

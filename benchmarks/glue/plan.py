@@ -228,8 +228,7 @@ def execute(args: argparse.Namespace, make_jobs: Callable[[ModelSource, int], li
     source = ModelSource(args.model, args.model_path)
     jobs = make_jobs(source, accelerator.num_processes)
 
-    def prepare(todo: list[Job]) -> tuple[Any, dict[str, Any], ModelSource, Sources]:
-        sources = Sources.of_run(args)
+    def prepare(todo: list[Job], sources: Sources) -> tuple[Any, dict[str, Any], ModelSource, Sources]:
         tasks = {t: max(j.recipe.data["max_length"] for j in todo if j.run.dataset == t)
                  for t in dict.fromkeys(j.run.dataset for j in todo)}
         raw = {t: load_raw(t, args, sources) for t in tasks}   # checked before the tokenizer and the model load
@@ -237,8 +236,6 @@ def execute(args: argparse.Namespace, make_jobs: Callable[[ModelSource, int], li
         tokenizer = text_tokenizer(at)
         data = {t: load_data(t, raw[t], tokenizer, tasks[t], dev=any(on_dev(j) for j in todo if j.run.dataset == t))
                 for t in tasks}
-        if accelerator.is_main_process:
-            sources.write_lock()
         return tokenizer, data, at, sources
 
     def one(job: Job, shared) -> dict[str, Any]:

@@ -248,16 +248,16 @@ def check_model(source: ModelSource, wanted: list[tuple[str, ...] | None]) -> di
     return {targets: resolve_targets(skeleton, targets) for targets in dict.fromkeys(wanted)}
 
 
-def setup(args: argparse.Namespace, todo: list[Job], accelerator, precision: str) -> Setup:
-    """Model and data sources (for a run in `precision`, the run's), the raw data of every task with unfinished jobs (checked against its rows), the
-    model's commit, the tokenizer and the targets; fails early (no network, a data set that is not what its source
-    says, a gated model, a model type without a preset, targets the model lacks) with one message."""
+def setup(args: argparse.Namespace, todo: list[Job], accelerator, precision: str, found: Sources) -> Setup:
+    """For a run in `precision`: model and data sources (at the commits `found` resolves), the raw data of every task
+    with unfinished jobs (checked against its rows), the model's commit, the tokenizer and the targets; fails early
+    (no network, a data set that is not what its source says, a gated model, a model type without a preset, targets
+    the model lacks) with one message."""
     with accelerator.main_process_first():  # the smoke assets are made once
         source, data_dir, generated = sources(args)
     tasks = list(dict.fromkeys(j.run.dataset for j in todo))
     if data_dir is None and not offline_mode() and not hub_reachable():
         raise unavailable_without_network(tasks[0])
-    found = Sources.of_run(args)
     data = {}
     for name in tasks:
         task = get_task(name)
@@ -270,8 +270,6 @@ def setup(args: argparse.Namespace, todo: list[Job], accelerator, precision: str
     source = resolved(source, found)
     tokenizer = tokenizer_for(source)
     targets = check_model(source, [j.recipe.data.get("targets") for j in todo])
-    if accelerator.is_main_process:
-        found.write_lock()
     cuda = accelerator.device.type == "cuda"
     return Setup(source, data_dir, precision,
                  cuda if args.gradient_checkpointing is None else args.gradient_checkpointing, targets, tokenizer, data,
@@ -432,6 +430,7 @@ def run(args: argparse.Namespace) -> int:
     precision = run_precision(args, jobs, cuda)
     check_launcher(precision, cuda)
     accelerator = accelerator_for(args.device, mixed=PRECISIONS[precision][1])
-    return run_suite(args, jobs, accelerator, prepare=lambda todo: setup(args, todo, accelerator, precision),
+    return run_suite(args, jobs, accelerator,
+                     prepare=lambda todo, found: setup(args, todo, accelerator, precision, found),
                      run_job=lambda job, shared: run_job(args, job, shared, accelerator), summary=summary,
                      report=report)

@@ -221,14 +221,10 @@ def execute(args: argparse.Namespace, make_plan: Callable[[int], list[Job]], rep
     accelerator = accelerator_for(args.device)
     jobs = make_plan(accelerator.num_processes)
 
-    def prepare(todo: list[Job]) -> tuple[dict[str, Splits], ModelSource, Sources]:
-        sources = Sources.of_run(args)
+    def prepare(todo: list[Job], sources: Sources) -> tuple[dict[str, Splits], ModelSource, Sources]:
         data = {d: load_splits(d, args.data_dir, getattr(args, "accept_subset", False), sources)
                 for d in dict.fromkeys(j.run.dataset for j in todo)}
-        source = model_source(args, accelerator, sources)
-        if accelerator.is_main_process:
-            sources.write_lock()   # the data passed verification
-        return data, source, sources
+        return data, model_source(args, accelerator, sources), sources
 
     def one(job: Job, shared) -> dict[str, Any]:
         data, source, sources = shared
