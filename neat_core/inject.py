@@ -14,6 +14,7 @@ from torch import nn
 from .config import NeatConfig
 from .layer import NO_ADAPTER, NeatLinear, SampleAdapters, SliceSpec, adapter_name_error, is_adaptable, layer_features
 from .saved_modules import SavedModule
+from .slices import network_width
 
 _REGEX_CHARS = set("^$*+?[](){}|\\")
 CONFIGS_ATTR = "neat_configs"  # model attribute: {adapter name: NeatConfig}
@@ -98,7 +99,7 @@ def plan_injection(model: nn.Module, config: NeatConfig) -> dict[str, SliceSpec]
         if out % spec.num_blocks:
             raise ValueError(f"{name} has out_features={out}, which does not split into "
                              f"{spec.num_blocks} equal blocks as slices asks.")
-        width = out // spec.num_blocks if config.orientation == "out" else features
+        width = network_width(features, out, config.orientation, spec)
         if config.rank > width:
             raise ValueError(f"NeatConfig.rank={config.rank} is larger than {name}'s width {width} (the weight network "
                              f"reads its {'rows of W^T' if config.orientation == 'out' else 'rows of W'}, "
@@ -113,11 +114,8 @@ def _trained_whole(model: nn.Module, config: NeatConfig) -> dict[str, str]:
     """{layer NEAT could adapt: the module trained whole (modules_to_save) that it is or lies in}, for `config`'s
     entries and the saved modules already on the model."""
     found = {}
-    for saved in dict.fromkeys([*config.modules_to_save, *(n for n, _ in saved_modules(model))]):
-        try:
-            module = model.get_submodule(saved)
-        except AttributeError:
-            continue   # a bare parameter
+    for saved in dict.fromkeys([*_saved_module_names(model, config), *(n for n, _ in saved_modules(model))]):
+        module = model.get_submodule(saved)   # (a bare parameter is no module: nothing lies in it)
         module = module.original if isinstance(module, SavedModule) else module
         for sub, child in module.named_modules():
             if isinstance(child, NeatLinear) or is_adaptable(child):

@@ -32,12 +32,17 @@ class SliceSpec:
 
 
 
+def network_width(in_features: int, out_features: int, orientation: str, slices: SliceSpec) -> int:
+    """The width of the rows the weight network reads: a slice's output rows of W^T ("out") or the rows of W ("in")."""
+    return out_features // slices.num_blocks if orientation == "out" else in_features
+
+
 def network_shapes(in_features: int, out_features: int, config: NeatConfig,
                    slices: SliceSpec) -> dict[str, tuple[int, ...]]:
     """Tensor shapes of the network NeatLinear would build (no allocation), keyed like its state dict: the
     parameters, and `scales` (one per slice) for scale="auto"."""
     num, rank = len(slices.blocks), config.rank
-    dim = out_features // slices.num_blocks if config.orientation == "out" else in_features
+    dim = network_width(in_features, out_features, config.orientation, slices)
     shapes = {"A": (num, dim, rank)}
     for i in range((config.depth - 2) // 2):
         shapes[f"encoders.{i}"] = (num, rank, rank)
