@@ -22,7 +22,7 @@ from typing import Any
 import albumentations as A
 import cv2
 import numpy as np
-from neat_core.remote import hub_reachable, offline_mode  # the one Hub probe (benchmarks import it from here too)
+from neat_core.remote import hub_reachable, offline_mode  # neat_core.remote: the one Hub probe of every suite
 from torch.utils.data import Dataset, get_worker_info
 
 from ..core.sources import Expected, Pin, Sources, load_hub_dataset, shown_revision, verify
