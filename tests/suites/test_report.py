@@ -1,6 +1,7 @@
 """benchmarks.report, core.report and core.sweep: the lr chosen on validation only, the Table-4-shaped table, the
 selection table, published rows with differences, summary and plot, from fixture results in the shared schema."""
 
+import dataclasses
 import json
 
 import pytest
@@ -91,6 +92,8 @@ def test_selection_table_shows_grid_chosen_lr_validation_and_test():
     assert lines[0] == "| Method | Dataset | Params | lr grid | Chosen lr | Validation accuracy | Top-1 accuracy |"
     assert "| neat | OxfordPets | 21,504 | 0.003, 0.01 | 0.003 | 80.0 | 91.0 ± 1.4 |" in lines
     assert "| head | OxfordPets | 0 | 0.001, 0.003 | 0.001 | 80.0 | 85.0 |" in lines
+    renamed = report.selection_table(RESULTS, dataclasses.replace(SHAPE, titles={"pets": "Pets (shape)"}))
+    assert "| neat | Pets (shape) | 21,504 | 0.003, 0.01 | 0.003 | 80.0 | 91.0 ± 1.4 |" in renamed.splitlines()
 
 
 def test_published_rows_sit_beside_ours_with_differences():
